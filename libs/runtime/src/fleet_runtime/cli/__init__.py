@@ -1,0 +1,32 @@
+"""The `fleet` operator command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from fleet_runtime.cli import dev_cmd, topology_cmd, worker_cmd
+from fleet_runtime.errors import UserError
+
+app = typer.Typer(
+    name="fleet",
+    help="Operate the Tradefleet workers, streams and dev servers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(topology_cmd.app, name="topology")
+app.add_typer(dev_cmd.app, name="dev")
+app.add_typer(worker_cmd.app, name="worker")
+
+
+def main() -> None:
+    """Run the CLI; a user mistake prints one clear message and exits 2, never a traceback."""
+    try:
+        app()
+    except UserError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        if exc.fix:
+            typer.echo(f"fix: {exc.fix}", err=True)
+        sys.exit(2)

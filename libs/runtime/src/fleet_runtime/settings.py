@@ -1,0 +1,62 @@
+"""Settings shared by every worker: a pydantic-settings base class each service extends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleet_runtime.errors import ConfigError
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+class WorkerSettings(BaseSettings):
+    """What every worker needs: NATS, its topology file, batching, health port and logging.
+
+    A service subclass sets its own env prefix (``TRADE_RECORDER_``) and adds its store
+    settings. Secrets are ``SecretStr`` so they never reach a log line or a repr.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated.")
+    streams_file: Path = Field(Path("streams.yaml"), description="Path to the topology declaration.")
+    batch_size: int = Field(500, ge=1, le=10_000, description="Most events handed to one handler call.")
+    batch_max_wait_ms: int = Field(
+        20, ge=1, le=60_000, description="Longest a partial batch waits for more events."
+    )
+    health_port: int = Field(
+        0, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics (0: any free port)."
+    )
+    health_host: str = Field("127.0.0.1", description="Address the health server binds to.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: LogFormat = Field(
+        "auto", description="json, console, or auto (console on a terminal, JSON otherwise)."
+    )
+    shutdown_timeout_s: float = Field(
+        25.0, gt=0, description="Deadline to finish and ack the batch in hand on SIGTERM."
+    )
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings from the environment, turning validation errors into one clear message."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", "")).upper()
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "?"
+            env_name = f"{prefix}{name.upper()}"
+            problems.append(f"{env_name}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(
+            f"invalid settings for {cls.__name__}: " + "; ".join(problems),
+            fix="set the named environment variable(s) to a valid value or unset them "
+            "to use the default",
+        ) from None

@@ -1,0 +1,62 @@
+"""Worker registry: each service declares a WorkerSpec in the `fleet.workers` entry-point group."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+from pydantic_settings import BaseSettings
+
+from fleet_runtime.errors import ConfigError
+
+ENTRY_POINT_GROUP = "fleet.workers"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What the runtime and the CLI need to know of a worker, without importing its store driver.
+
+    ``run`` is None while a worker's handlers are not written yet: the CLI then says so
+    plainly instead of pretending to run it.
+    """
+
+    name: str
+    store: str
+    summary: str
+    settings_cls: type[BaseSettings]
+    run: Callable[[BaseSettings], Awaitable[None]] | None = None
+    consumes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def implemented(self) -> bool:
+        """Whether the worker has handlers and can be started."""
+        return self.run is not None
+
+
+def discover_workers() -> Mapping[str, WorkerSpec]:
+    """All workers installed in this environment, by name, from their entry points."""
+    found: dict[str, WorkerSpec] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        spec = ep.load()
+        if not isinstance(spec, WorkerSpec):
+            raise ConfigError(
+                f"entry point {ep.name!r} in group {ENTRY_POINT_GROUP} is {type(spec).__name__}, "
+                "not a WorkerSpec",
+                fix=f"point the entry point at a module-level WorkerSpec ({ep.value})",
+            )
+        found[spec.name] = spec
+    return dict(sorted(found.items()))
+
+
+def get_worker(name: str) -> WorkerSpec:
+    """The worker called ``name``, or a clear error listing the installed ones."""
+    workers = discover_workers()
+    try:
+        return workers[name]
+    except KeyError:
+        known = ", ".join(workers) or "none"
+        raise ConfigError(
+            f"unknown worker {name!r} (installed workers: {known})",
+            fix="pick one of the installed workers, or install the service that provides it",
+        ) from None

@@ -1,0 +1,16 @@
+"""Entry point: `python -m backup_runner` or the `backup-runner` console script."""
+
+from __future__ import annotations
+
+from fleet_runtime.entry import worker_main
+
+from backup_runner.app import WORKER
+
+
+def main() -> None:
+    """Run the backup-runner worker until SIGTERM/SIGINT."""
+    worker_main(WORKER)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Settings of the trade-recorder worker (environment prefix `TRADE_RECORDER_`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from fleet_runtime.settings import WorkerSettings
+
+
+class TradeRecorderSettings(WorkerSettings):
+    """trade-recorder settings: the shared worker settings plus its store connection."""
+
+    model_config = SettingsConfigDict(env_prefix="TRADE_RECORDER_", extra="ignore", frozen=True)
+
+    postgres_dsn: SecretStr = Field(
+        SecretStr("postgresql://trade_recorder@127.0.0.1:5432/tradefleet"),
+        description="PostgreSQL DSN of the trade_recorder role.",
+    )
