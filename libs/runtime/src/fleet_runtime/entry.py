@@ -14,7 +14,7 @@ EXIT_USER_ERROR = 2
 EXIT_NOT_IMPLEMENTED = 3
 
 
-def worker_main(spec: WorkerSpec) -> None:
+def worker_main(spec: WorkerSpec, partition: int | None = None) -> None:
     """Start ``spec`` in this process; user mistakes exit 2 with a message, never a traceback."""
     try:
         settings = load_settings(spec.settings_cls)
@@ -37,7 +37,7 @@ def worker_main(spec: WorkerSpec) -> None:
         sys.exit(EXIT_NOT_IMPLEMENTED)
     log.info("worker_starting", worker=spec.name, settings=repr(settings))
     try:
-        asyncio.run(spec.run(settings))
+        asyncio.run(spec.run(settings, partition))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.fix:

@@ -22,9 +22,15 @@ class WorkerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated.")
-    streams_file: Path = Field(Path("streams.yaml"), description="Path to the topology declaration.")
-    batch_size: int = Field(500, ge=1, le=10_000, description="Most events handed to one handler call.")
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated."
+    )
+    streams_file: Path = Field(
+        Path("streams.yaml"), description="Path to the topology declaration."
+    )
+    batch_size: int = Field(
+        500, ge=1, le=10_000, description="Most events handed to one handler call."
+    )
     batch_max_wait_ms: int = Field(
         20, ge=1, le=60_000, description="Longest a partial batch waits for more events."
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Any
 
 from pydantic_settings import BaseSettings
 
@@ -17,15 +18,15 @@ ENTRY_POINT_GROUP = "fleet.workers"
 class WorkerSpec:
     """What the runtime and the CLI need to know of a worker, without importing its store driver.
 
-    ``run`` is None while a worker's handlers are not written yet: the CLI then says so
-    plainly instead of pretending to run it.
+    ``run(settings, partition)`` consumes until SIGTERM. It is None while a worker's
+    handlers are not written yet: the CLI then says so plainly instead of pretending.
     """
 
     name: str
     store: str
     summary: str
     settings_cls: type[BaseSettings]
-    run: Callable[[BaseSettings], Awaitable[None]] | None = None
+    run: Callable[[Any, int | None], Coroutine[Any, Any, None]] | None = None
     consumes: tuple[str, ...] = field(default_factory=tuple)
 
     @property

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fleet_runtime.workers import WorkerSpec
-
 from analytics_projector.settings import AnalyticsProjectorSettings
+from fleet_runtime.workers import WorkerSpec
 
 WORKER = WorkerSpec(
     name="analytics-projector",

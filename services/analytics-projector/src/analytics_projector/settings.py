@@ -11,7 +11,9 @@ from fleet_runtime.settings import WorkerSettings
 class AnalyticsProjectorSettings(WorkerSettings):
     """analytics-projector settings: the shared worker settings plus its store connection."""
 
-    model_config = SettingsConfigDict(env_prefix="ANALYTICS_PROJECTOR_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ANALYTICS_PROJECTOR_", extra="ignore", frozen=True
+    )
 
     mongo_url: SecretStr = Field(
         SecretStr("mongodb://127.0.0.1:27017"), description="MongoDB URL (may carry credentials)."

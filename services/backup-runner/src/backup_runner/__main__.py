@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fleet_runtime.entry import worker_main
-
 from backup_runner.app import WORKER
+from fleet_runtime.entry import worker_main
 
 
 def main() -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fleet_runtime.workers import WorkerSpec
-
 from backup_runner.settings import BackupRunnerSettings
+from fleet_runtime.workers import WorkerSpec
 
 WORKER = WorkerSpec(
     name="backup-runner",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fleet_runtime.workers import WorkerSpec
-
 from bot_lifecycle.settings import BotLifecycleSettings
+from fleet_runtime.workers import WorkerSpec
 
 WORKER = WorkerSpec(
     name="bot-lifecycle",

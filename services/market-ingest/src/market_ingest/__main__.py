@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fleet_runtime.entry import worker_main
-
 from market_ingest.app import WORKER
 
 

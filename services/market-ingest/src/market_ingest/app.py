@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fleet_runtime.workers import WorkerSpec
-
 from market_ingest.settings import MarketIngestSettings
 
 WORKER = WorkerSpec(

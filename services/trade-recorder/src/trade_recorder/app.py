@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fleet_runtime.workers import WorkerSpec
-
 from trade_recorder.settings import TradeRecorderSettings
 
 WORKER = WorkerSpec(

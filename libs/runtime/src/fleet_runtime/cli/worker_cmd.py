@@ -20,6 +20,11 @@ def list_workers() -> None:
 
 
 @app.command("run")
-def run(name: str = typer.Argument(..., help="Worker name, e.g. trade-recorder.")) -> None:
+def run(
+    name: str = typer.Argument(..., help="Worker name, e.g. trade-recorder."),
+    partition: int | None = typer.Option(
+        None, "--partition", min=0, help="Consume only this partition (durable <name>-p<k>)."
+    ),
+) -> None:
     """Run one worker in the foreground until SIGTERM/SIGINT."""
-    worker_main(get_worker(name))
+    worker_main(get_worker(name), partition)

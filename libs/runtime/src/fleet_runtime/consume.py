@@ -1,0 +1,471 @@
+"""The consume loop of one durable consumer: batch, decode, handle, commit, ack.
+
+Guarantees (see docs/worker-contract.md):
+- events reach the handler in stream order, and an event is never committed after an
+  earlier one of the same consumer that is still unresolved;
+- undecodable or invalid events are dead-lettered at once; a handler error on one event
+  is retried in place with the consumer's backoff and dead-lettered after max_deliver;
+- a store outage (``StoreUnavailable``) is retried forever with capped backoff while the
+  messages in hand are kept in progress; nothing is dead-lettered because of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerInfo
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from fleet_events import DecodeError, Payload, decode
+from fleet_runtime.deadletter import DeadLetter, publish_dead_letter
+from fleet_runtime.delivery import Batch, Delivery
+from fleet_runtime.errors import ConsumerMissing, EventRejected, StoreUnavailable
+from fleet_runtime.logs import get_logger
+from fleet_runtime.metrics import WorkerMetrics
+from fleet_runtime.pull import PullSource
+
+log = get_logger("fleet_runtime.consume")
+
+Handler = Callable[[Batch[Any]], Awaitable[None]]
+
+_STORE_RETRY_FIRST_S = 0.25
+_STORE_RETRY_MAX_S = 5.0
+
+
+def ack_position(reply: str) -> tuple[str, int, int]:
+    """(stream, stream sequence, delivery count) from a JetStream ack subject.
+
+    nats-py's ``msg.metadata`` parses every token and builds a datetime per message; the
+    consume loop needs three tokens. Ack subjects are
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`` or, with a
+    domain and account hash, two tokens longer after ``$JS.ACK``.
+    """
+    tokens = reply.split(".")
+    base = 2 if len(tokens) == 9 else 4
+    return tokens[base], int(tokens[base + 3]), int(tokens[base + 2])
+
+
+class Stopping(Exception):
+    """Raised inside the loop when a stop was asked while waiting to retry."""
+
+
+@dataclass(frozen=True)
+class ConsumerBinding:
+    """The live settings of a durable consumer that drive retries and acks."""
+
+    stream: str
+    durable: str
+    ack_all: bool
+    ack_wait_s: float
+    max_deliver: int
+    backoff_s: tuple[float, ...]
+
+    @classmethod
+    def from_info(cls, info: ConsumerInfo) -> ConsumerBinding:
+        """Read the binding from the server's consumer info."""
+        cfg = info.config
+        return cls(
+            stream=info.stream_name,
+            durable=cfg.durable_name or info.name,
+            ack_all=cfg.ack_policy == AckPolicy.ALL,
+            ack_wait_s=float(cfg.ack_wait or 30.0),
+            max_deliver=int(cfg.max_deliver or -1),
+            backoff_s=tuple(float(b) for b in (cfg.backoff or ())),
+        )
+
+    def retry_delay(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1-based), as the server would redeliver."""
+        if self.backoff_s:
+            return self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)]
+        return self.ack_wait_s
+
+    @property
+    def shortest_ack_wait_s(self) -> float:
+        """The shortest time the server waits for an ack before it redelivers."""
+        return min((self.ack_wait_s, *self.backoff_s))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A handler bound to a durable consumer declared in streams.yaml."""
+
+    stream: str
+    durable: str
+    handler: Handler
+    accepts: tuple[type[Payload], ...] = ()
+
+
+class Readiness:
+    """Why a worker is or is not ready; read by /readyz and the ready gauge."""
+
+    def __init__(self) -> None:
+        self.store_error: str | None = None
+        self.bound = False
+
+    def check(self, nc: NATS) -> tuple[bool, str]:
+        """(ready, reason)."""
+        if not nc.is_connected:
+            return False, "NATS disconnected"
+        if not self.bound:
+            return False, "consumers not bound yet"
+        if self.store_error is not None:
+            return False, f"store unavailable: {self.store_error}"
+        return True, "ok"
+
+
+class ConsumerLoop:
+    """Runs one subscription until asked to stop."""
+
+    def __init__(
+        self,
+        *,
+        worker: str,
+        nc: NATS,
+        js: JetStreamContext,
+        subscription: Subscription,
+        metrics: WorkerMetrics,
+        readiness: Readiness,
+        batch_size: int,
+        batch_max_wait_s: float,
+        inflight: int = 2,
+    ) -> None:
+        self.worker = worker
+        self._nc = nc
+        self._js = js
+        self._sub = subscription
+        self._metrics = metrics
+        self._readiness = readiness
+        self._batch_size = batch_size
+        self._max_wait = batch_max_wait_s
+        self._inflight = inflight
+        self._labels = (worker, subscription.durable)
+        self.binding: ConsumerBinding | None = None
+        self._source: PullSource | None = None
+        self._stop = asyncio.Event()
+        self._in_hand: list[Msg] = []
+        self._in_hand_since = 0.0
+        # Orphan guard: deliveries the server still counts as pending for a consumer
+        # instance that died. They come back after their ack wait; until they do, newer
+        # messages are held so nothing is committed ahead of an unresolved earlier one.
+        self._barrier_seq = 0
+        self._orphans_expected = 0
+        self._orphan_deadline = 0.0
+        self._orphans: dict[int, Msg] = {}
+        self._held_after: list[Msg] = []
+
+    async def bind(self) -> ConsumerBinding:
+        """Look the durable up on the server; fail fast with a fix if it is missing."""
+        try:
+            info = await self._js.consumer_info(self._sub.stream, self._sub.durable)
+        except NotFoundError:
+            raise ConsumerMissing(
+                f"consumer {self._sub.durable!r} on stream {self._sub.stream!r} does not exist "
+                "on the server",
+                fix="declare it in streams.yaml and run `fleet topology apply`; workers never "
+                "create streams or consumers",
+            ) from None
+        self.binding = ConsumerBinding.from_info(info)
+        if info.num_ack_pending:
+            self._barrier_seq = info.delivered.stream_seq
+            self._orphans_expected = info.num_ack_pending
+            wait = max(self.binding.ack_wait_s, *self.binding.backoff_s, 1.0)
+            self._orphan_deadline = time.monotonic() + 3 * wait + 5.0
+            log.info(
+                "orphaned_deliveries",
+                consumer=self._sub.durable,
+                count=info.num_ack_pending,
+                up_to_seq=self._barrier_seq,
+            )
+        return self.binding
+
+    def request_stop(self) -> None:
+        """Stop fetching; the batch in hand is finished, committed and acked."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Consume until ``request_stop``; on the way out, unprocessed messages are nak'ed."""
+        binding = self.binding or await self.bind()
+        self._source = PullSource(
+            self._nc,
+            binding.stream,
+            binding.durable,
+            batch=self._batch_size,
+            inflight=self._inflight,
+        )
+        await self._source.start()
+        heartbeat = asyncio.create_task(self._heartbeat(binding))
+        lag = asyncio.create_task(self._report_lag())
+        try:
+            while not self._stop.is_set():
+                msgs = await self._source.take(self._batch_size, self._max_wait, 0.5)
+                if msgs or self._orphans_expected:
+                    await self._process(msgs)
+        except Stopping:
+            pass
+        finally:
+            heartbeat.cancel()
+            lag.cancel()
+            self._source.pause()
+            leftovers = [*self._in_hand, *self._orphans.values(), *self._held_after]
+            leftovers += self._source.held()
+            await self._source.close()
+            await self._nak(leftovers)
+
+    # -- batch processing -------------------------------------------------------------
+
+    async def _process(self, msgs: list[Msg]) -> None:
+        released = self._through_orphan_guard(msgs)
+        for start in range(0, len(released), self._batch_size):
+            await self._process_batch(released[start : start + self._batch_size])
+
+    async def _process_batch(self, msgs: list[Msg]) -> None:
+        self._in_hand = msgs
+        self._in_hand_since = time.monotonic()
+        deliveries: list[Delivery[Any]] = []
+        resolved: list[Msg] = []
+        for msg in msgs:
+            stream, stream_seq, num_delivered = ack_position(msg.reply)
+            try:
+                event = decode(msg.data)
+                if self._sub.accepts and not isinstance(event.data, self._sub.accepts):
+                    wanted = ", ".join(c.event_type for c in self._sub.accepts)
+                    raise EventRejected(event.id, f"type {event.type} is not one of: {wanted}")
+            except (DecodeError, EventRejected) as exc:
+                await self._dead_letter(msg, exc, event_id=getattr(exc, "event_id", None))
+                resolved.append(msg)
+                continue
+            deliveries.append(
+                Delivery(
+                    event=event,
+                    subject=msg.subject,
+                    stream=stream,
+                    stream_seq=stream_seq,
+                    num_delivered=num_delivered,
+                    msg=msg,
+                )
+            )
+        await self._apply(deliveries)
+        await self._ack(msgs, already_terminated=resolved)
+        self._metrics.processed.labels(*self._labels).inc(len(deliveries))
+        self._in_hand = []
+
+    async def _apply(self, deliveries: list[Delivery[Any]]) -> None:
+        remaining = deliveries
+        while remaining:
+            try:
+                await self._call(remaining)
+                return
+            except EventRejected as rej:
+                idx = next((i for i, d in enumerate(remaining) if d.event.id == rej.event_id), None)
+                if idx is None:
+                    raise
+                bad = remaining[idx]
+                await self._dead_letter(bad.msg, rej, event_id=bad.event.id)
+                remaining = remaining[:idx] + remaining[idx + 1 :]
+            except Stopping:
+                raise
+            except Exception:
+                if len(remaining) == 1:
+                    await self._retry_single(remaining[0])
+                    return
+                for d in remaining:
+                    await self._apply_single(d)
+                return
+
+    async def _apply_single(self, d: Delivery[Any]) -> None:
+        try:
+            await self._call([d])
+        except EventRejected as rej:
+            await self._dead_letter(d.msg, rej, event_id=d.event.id)
+        except Stopping:
+            raise
+        except Exception:
+            await self._retry_single(d)
+
+    async def _retry_single(self, d: Delivery[Any]) -> None:
+        assert self.binding is not None
+        attempt = d.num_delivered
+        while True:
+            try:
+                await self._call([d])
+                return
+            except EventRejected as rej:
+                await self._dead_letter(d.msg, rej, event_id=d.event.id)
+                return
+            except Stopping:
+                raise
+            except Exception as exc:
+                if 0 < self.binding.max_deliver <= attempt:
+                    await self._dead_letter(d.msg, exc, event_id=d.event.id, deliveries=attempt)
+                    return
+                delay = self.binding.retry_delay(attempt)
+                log.warning(
+                    "handler_error_retry",
+                    consumer=self._sub.durable,
+                    subject=d.subject,
+                    seq=d.stream_seq,
+                    event_id=str(d.event.id),
+                    attempt=attempt,
+                    retry_in_s=delay,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                self._metrics.retried.labels(*self._labels).inc()
+                attempt += 1
+                await self._wait_or_stop(delay)
+
+    async def _call(self, deliveries: Sequence[Delivery[Any]]) -> None:
+        """Hand a batch to the handler; a store outage is retried here, forever."""
+        batch: Batch[Any] = Batch(deliveries, self._sub.durable)
+        delay = _STORE_RETRY_FIRST_S
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._sub.handler(batch)
+            except StoreUnavailable as exc:
+                self._metrics.store_unavailable.labels(*self._labels).inc()
+                if self._readiness.store_error is None:
+                    log.warning("store_unavailable", consumer=self._sub.durable, error=str(exc))
+                self._readiness.store_error = str(exc) or type(exc).__name__
+                if self._source is not None:
+                    self._source.pause()
+                await self._wait_or_stop(delay)
+                delay = min(delay * 2, _STORE_RETRY_MAX_S)
+                continue
+            self._metrics.handle_seconds.labels(*self._labels).observe(
+                time.perf_counter() - started
+            )
+            self._metrics.batch_size.labels(*self._labels).observe(len(deliveries))
+            if self._readiness.store_error is not None:
+                log.info("store_recovered", consumer=self._sub.durable)
+                self._readiness.store_error = None
+                if self._source is not None:
+                    await self._source.resume()
+            return
+
+    async def _wait_or_stop(self, delay: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay)
+        except TimeoutError:
+            return
+        raise Stopping
+
+    # -- acks, dead letters, heartbeats -------------------------------------------------
+
+    async def _ack(self, msgs: list[Msg], already_terminated: list[Msg]) -> None:
+        assert self.binding is not None
+        if self.binding.ack_all:
+            # Acking the highest sequence acks everything below it: one ack per batch.
+            for msg in reversed(msgs):
+                if not msg._ackd:
+                    await msg.ack()
+                    return
+            return
+        for msg in msgs:
+            if not msg._ackd:
+                await msg.ack()
+
+    async def _dead_letter(
+        self,
+        msg: Msg,
+        exc: BaseException,
+        *,
+        event_id: object | None,
+        deliveries: int | None = None,
+    ) -> None:
+        meta = msg.metadata
+        reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
+        letter = DeadLetter(
+            worker=self.worker,
+            stream=meta.stream,
+            seq=meta.sequence.stream,
+            subject=msg.subject,
+            error_class=type(exc).__name__,
+            error=reason,
+            deliveries=deliveries or meta.num_delivered,
+            time=datetime.now(UTC),
+            data=msg.data,
+            event_id=str(event_id) if event_id is not None else None,
+        )
+        # The dead letter is stored before the original is terminated: a crash in between
+        # redelivers the original and the DLQ's duplicate window drops the second copy.
+        await publish_dead_letter(self._js, letter)
+        await self._nc.publish(msg.reply, f"+TERM {letter.error_class}".encode())
+        msg._ackd = True
+        self._metrics.dead_lettered.labels(*self._labels, letter.error_class).inc()
+        log.warning(
+            "dead_lettered",
+            consumer=self._sub.durable,
+            subject=msg.subject,
+            seq=meta.sequence.stream,
+            event_id=letter.event_id,
+            error_class=letter.error_class,
+            error=reason,
+        )
+
+    async def _nak(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            if not msg._ackd and self._nc.is_connected:
+                try:
+                    await msg.nak()
+                except Exception as exc:
+                    log.debug("nak_failed", error=str(exc))
+
+    async def _heartbeat(self, binding: ConsumerBinding) -> None:
+        """Keep held messages from being redelivered while a batch is slow or the store is down."""
+        interval = max(binding.shortest_ack_wait_s / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            if self._source is None:
+                continue
+            held = [*self._orphans.values(), *self._held_after, *self._source.held()]
+            if self._in_hand and time.monotonic() - self._in_hand_since > interval:
+                held += self._in_hand
+            elif not self._orphans and not self._held_after and self._readiness.store_error is None:
+                continue
+            for msg in held:
+                if not msg._ackd:
+                    await msg.in_progress()
+
+    async def _report_lag(self) -> None:
+        while True:
+            try:
+                info = await self._js.consumer_info(self._sub.stream, self._sub.durable)
+                self._metrics.num_pending.labels(*self._labels).set(info.num_pending or 0)
+                self._metrics.num_ack_pending.labels(*self._labels).set(info.num_ack_pending or 0)
+            except Exception as exc:
+                log.debug("lag_report_failed", error=str(exc))
+            await asyncio.sleep(5.0)
+
+    def _through_orphan_guard(self, msgs: list[Msg]) -> list[Msg]:
+        if not self._orphans_expected:
+            return msgs
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            if seq <= self._barrier_seq:
+                self._orphans[seq] = msg
+            else:
+                self._held_after.append(msg)
+        if len(self._orphans) < self._orphans_expected and time.monotonic() < self._orphan_deadline:
+            return []
+        if len(self._orphans) < self._orphans_expected:
+            log.warning(
+                "orphans_missing",
+                consumer=self._sub.durable,
+                expected=self._orphans_expected,
+                received=len(self._orphans),
+            )
+        released = [self._orphans[s] for s in sorted(self._orphans)] + sorted(
+            self._held_after, key=lambda m: m.metadata.sequence.stream
+        )
+        self._orphans = {}
+        self._held_after = []
+        self._orphans_expected = 0
+        return released

@@ -1,0 +1,130 @@
+"""Run a worker process: connect, bind consumers, serve health, consume until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+
+import nats
+from nats.aio.client import Client as NATS
+
+from fleet_runtime.consume import ConsumerLoop, Readiness, Subscription
+from fleet_runtime.errors import UserError
+from fleet_runtime.health import HealthServer
+from fleet_runtime.logs import get_logger
+from fleet_runtime.metrics import WorkerMetrics
+from fleet_runtime.settings import WorkerSettings
+
+log = get_logger("fleet_runtime.worker")
+
+
+async def connect_nats(url: str, name: str) -> NATS:
+    """Connect to NATS with endless reconnects; an unreachable server is a clear error."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    try:
+        return await nats.connect(
+            servers=servers,
+            name=name,
+            connect_timeout=5,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            allow_reconnect=True,
+            pending_size=64 * 1024 * 1024,
+        )
+    except Exception as exc:
+        raise UserError(
+            f"cannot connect to NATS at {url}: {type(exc).__name__}: {exc}",
+            fix="start nats-server (e.g. `./fleetw dev up`) or point the worker's NATS_URL "
+            "setting at a running server",
+        ) from None
+
+
+def partitioned(subs: Sequence[Subscription], partition: int | None) -> list[Subscription]:
+    """Bind each subscription to one partition's durable (``<durable>-p<k>``)."""
+    if partition is None:
+        return list(subs)
+    return [replace(s, durable=f"{s.durable}-p{partition}") for s in subs]
+
+
+async def serve(
+    *,
+    worker: str,
+    settings: WorkerSettings,
+    subscriptions: Sequence[Subscription],
+    store_probe: Callable[[], Awaitable[None]] | None = None,
+    partition: int | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Consume every subscription until SIGTERM/SIGINT (or ``stop``), then close cleanly.
+
+    ``store_probe`` is awaited once before consuming so a wrong store address fails fast.
+    ``on_ready`` receives the health server's port once everything is bound.
+    """
+    stop = stop or asyncio.Event()
+    nc = await connect_nats(settings.nats_url, worker)
+    js = nc.jetstream()
+    metrics = WorkerMetrics()
+    readiness = Readiness()
+    loops = [
+        ConsumerLoop(
+            worker=worker,
+            nc=nc,
+            js=js,
+            subscription=sub,
+            metrics=metrics,
+            readiness=readiness,
+            batch_size=settings.batch_size,
+            batch_max_wait_s=settings.batch_max_wait_ms / 1000,
+        )
+        for sub in partitioned(subscriptions, partition)
+    ]
+
+    def is_ready() -> tuple[bool, str]:
+        ready, why = readiness.check(nc)
+        metrics.ready.labels(worker).set(1 if ready else 0)
+        return ready, why
+
+    health = HealthServer(metrics.registry, is_ready, settings.health_host, settings.health_port)
+    running = asyncio.get_running_loop()
+    try:
+        for loop in loops:
+            await loop.bind()
+        if store_probe is not None:
+            await store_probe()
+        readiness.bound = True
+        await health.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            running.add_signal_handler(sig, stop.set)
+        log.info(
+            "worker_ready",
+            worker=worker,
+            health_port=health.port,
+            consumers=[lp.binding.durable for lp in loops if lp.binding],
+        )
+        if on_ready is not None:
+            on_ready(health.port)
+        tasks = [asyncio.create_task(lp.run(), name=f"consume-{worker}") for lp in loops]
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        log.info("worker_stopping", worker=worker)
+        for lp in loops:
+            lp.request_stop()
+        finished, unfinished = await asyncio.wait(tasks, timeout=settings.shutdown_timeout_s)
+        for task in unfinished:
+            log.warning("worker_stop_deadline_passed", worker=worker)
+            task.cancel()
+        stopper.cancel()
+        for task in finished:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            running.remove_signal_handler(sig)
+        await health.close()
+        if nc.is_connected:
+            await nc.drain()
+        log.info("worker_stopped", worker=worker)
