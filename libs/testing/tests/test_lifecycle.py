@@ -201,10 +201,10 @@ def test_missing_program_names_the_override(
 def test_env_var_names_follow_the_kind() -> None:
     assert [k.env_var for k in ServerKind] == [
         "FLEET_NATS_URL",
-        "FLEET_POSTGRES_URL",
+        "FLEET_POSTGRES_DSN",
         "FLEET_REDIS_URL",
         "FLEET_MONGO_URL",
-        "FLEET_S3_URL",
+        "FLEET_S3_ENDPOINT",
     ]
 
 

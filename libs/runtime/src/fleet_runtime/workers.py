@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -28,6 +28,9 @@ class WorkerSpec:
     settings_cls: type[BaseSettings]
     run: Callable[[Any, int | None], Coroutine[Any, Any, None]] | None = None
     consumes: tuple[str, ...] = field(default_factory=tuple)
+    dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
+    """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
+    prepare the store (databases, roles, migrations) and return the worker's own env."""
 
     @property
     def implemented(self) -> bool:

