@@ -1,0 +1,104 @@
+"""Settings, logging and the worker commands: clear errors for user mistakes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from pydantic import SecretStr
+
+from fleet_runtime.errors import ConfigError
+from fleet_runtime.logs import configure_logging, get_logger
+from fleet_runtime.settings import WorkerSettings, load_settings
+from fleet_runtime.workers import discover_workers
+from trade_recorder.settings import TradeRecorderSettings
+
+
+def run_fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fleet_runtime.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_settings_read_the_service_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADE_RECORDER_BATCH_SIZE", "250")
+    monkeypatch.setenv("TRADE_RECORDER_POSTGRES_DSN", "postgresql://u:hunter2@db/x")
+    settings = load_settings(TradeRecorderSettings)
+    assert settings.batch_size == 250
+    assert isinstance(settings.postgres_dsn, SecretStr)
+    assert settings.postgres_dsn.get_secret_value() == "postgresql://u:hunter2@db/x"
+    # Secrets never show in a repr (which is what a log line would carry).
+    assert "hunter2" not in repr(settings)
+
+
+def test_bad_setting_names_the_variable_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADE_RECORDER_BATCH_SIZE", "lots")
+    with pytest.raises(ConfigError) as err:
+        load_settings(TradeRecorderSettings)
+    assert "TRADE_RECORDER_BATCH_SIZE" in str(err.value)
+    assert "'lots'" in str(err.value)
+    assert err.value.fix is not None
+
+
+def test_out_of_range_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="BATCH_SIZE"):
+        load_settings(WorkerSettings, batch_size=0)
+
+
+def test_json_logs_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "json")
+    get_logger("test").info("trade_recorded", trade_id="t-1", seq=42)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["event"] == "trade_recorded"
+    assert record["trade_id"] == "t-1"
+    assert record["seq"] == 42
+    assert record["level"] == "info"
+    assert record["logger"] == "test"
+
+
+def test_every_service_registers_a_worker() -> None:
+    workers = discover_workers()
+    assert set(workers) == {
+        "bot-lifecycle",
+        "trade-recorder",
+        "market-ingest",
+        "analytics-projector",
+        "backup-runner",
+    }
+    stores = {name: spec.store for name, spec in workers.items()}
+    assert stores["trade-recorder"] == "PostgreSQL"
+    assert stores["market-ingest"] == "Redis"
+
+
+def test_unknown_worker_is_a_clear_error() -> None:
+    proc = run_fleet("worker", "run", "trade-recoder")
+    assert proc.returncode == 2
+    assert "unknown worker 'trade-recoder'" in proc.stderr
+    assert "trade-recorder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_env_fails_fast_without_traceback() -> None:
+    proc = run_fleet(
+        "worker", "run", "trade-recorder", env={"TRADE_RECORDER_BATCH_MAX_WAIT_MS": "-5"}
+    )
+    assert proc.returncode == 2
+    assert "TRADE_RECORDER_BATCH_MAX_WAIT_MS" in proc.stderr
+    assert "fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_worker_list_shows_every_worker() -> None:
+    proc = run_fleet("worker", "list")
+    assert proc.returncode == 0
+    for name in ("bot-lifecycle", "trade-recorder", "market-ingest", "backup-runner"):
+        assert name in proc.stdout
