@@ -50,7 +50,6 @@ class ServerKind(StrEnum):
             ) from None
 
 
-
 _ENV_VARS: dict[ServerKind, str] = {
     ServerKind.NATS: "FLEET_NATS_URL",
     ServerKind.POSTGRES: "FLEET_POSTGRES_DSN",
@@ -58,6 +57,7 @@ _ENV_VARS: dict[ServerKind, str] = {
     ServerKind.MONGO: "FLEET_MONGO_URL",
     ServerKind.S3: "FLEET_S3_ENDPOINT",
 }
+
 
 class Server(abc.ABC):
     """A server on a loopback port, either started here (managed) or external (from a URL).
