@@ -13,112 +13,50 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerInfo
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from fleet_events import DecodeError, Payload, decode
+from fleet_events import DecodeError, decode
+from fleet_runtime.binding import (
+    ConsumerBinding,
+    Handler,
+    Readiness,
+    Subscription,
+    ack_position,
+)
 from fleet_runtime.deadletter import DeadLetter, publish_dead_letter
 from fleet_runtime.delivery import Batch, Delivery
 from fleet_runtime.errors import ConsumerMissing, EventRejected, StoreUnavailable
 from fleet_runtime.logs import get_logger
 from fleet_runtime.metrics import WorkerMetrics
+from fleet_runtime.orphans import OrphanGuard
 from fleet_runtime.pull import PullSource
 
 log = get_logger("fleet_runtime.consume")
 
-Handler = Callable[[Batch[Any]], Awaitable[None]]
+# The binding types lived here first; services import them from this module.
+__all__ = [
+    "ConsumerBinding",
+    "ConsumerLoop",
+    "Handler",
+    "Readiness",
+    "Stopping",
+    "Subscription",
+    "ack_position",
+]
 
 _STORE_RETRY_FIRST_S = 0.25
 _STORE_RETRY_MAX_S = 5.0
 
 
-def ack_position(reply: str) -> tuple[str, int, int]:
-    """(stream, stream sequence, delivery count) from a JetStream ack subject.
-
-    nats-py's ``msg.metadata`` parses every token and builds a datetime per message; the
-    consume loop needs three tokens. Ack subjects are
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`` or, with a
-    domain and account hash, two tokens longer after ``$JS.ACK``.
-    """
-    tokens = reply.split(".")
-    base = 2 if len(tokens) == 9 else 4
-    return tokens[base], int(tokens[base + 3]), int(tokens[base + 2])
-
-
 class Stopping(Exception):
     """Raised inside the loop when a stop was asked while waiting to retry."""
-
-
-@dataclass(frozen=True)
-class ConsumerBinding:
-    """The live settings of a durable consumer that drive retries and acks."""
-
-    stream: str
-    durable: str
-    ack_all: bool
-    ack_wait_s: float
-    max_deliver: int
-    backoff_s: tuple[float, ...]
-
-    @classmethod
-    def from_info(cls, info: ConsumerInfo) -> ConsumerBinding:
-        """Read the binding from the server's consumer info."""
-        cfg = info.config
-        return cls(
-            stream=info.stream_name,
-            durable=cfg.durable_name or info.name,
-            ack_all=cfg.ack_policy == AckPolicy.ALL,
-            ack_wait_s=float(cfg.ack_wait or 30.0),
-            max_deliver=int(cfg.max_deliver or -1),
-            backoff_s=tuple(float(b) for b in (cfg.backoff or ())),
-        )
-
-    def retry_delay(self, attempt: int) -> float:
-        """Delay before retry number ``attempt`` (1-based), as the server would redeliver."""
-        if self.backoff_s:
-            return self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)]
-        return self.ack_wait_s
-
-    @property
-    def shortest_ack_wait_s(self) -> float:
-        """The shortest time the server waits for an ack before it redelivers."""
-        return min((self.ack_wait_s, *self.backoff_s))
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """A handler bound to a durable consumer declared in streams.yaml."""
-
-    stream: str
-    durable: str
-    handler: Handler
-    accepts: tuple[type[Payload], ...] = ()
-
-
-class Readiness:
-    """Why a worker is or is not ready; read by /readyz and the ready gauge."""
-
-    def __init__(self) -> None:
-        self.store_error: str | None = None
-        self.bound = False
-
-    def check(self, nc: NATS) -> tuple[bool, str]:
-        """(ready, reason)."""
-        if not nc.is_connected:
-            return False, "NATS disconnected"
-        if not self.bound:
-            return False, "consumers not bound yet"
-        if self.store_error is not None:
-            return False, f"store unavailable: {self.store_error}"
-        return True, "ok"
 
 
 class ConsumerLoop:
@@ -145,6 +83,8 @@ class ConsumerLoop:
         self._readiness = readiness
         self._batch_size = batch_size
         self._max_wait = batch_max_wait_s
+        # Two batches requested ahead keep the server busy while a batch is handled; the
+        # pull source reads all of them through one subscription, so order is kept.
         self._inflight = inflight
         self._labels = (worker, subscription.durable)
         self.binding: ConsumerBinding | None = None
@@ -152,14 +92,7 @@ class ConsumerLoop:
         self._stop = asyncio.Event()
         self._in_hand: list[Msg] = []
         self._in_hand_since = 0.0
-        # Orphan guard: deliveries the server still counts as pending for a consumer
-        # instance that died. They come back after their ack wait; until they do, newer
-        # messages are held so nothing is committed ahead of an unresolved earlier one.
-        self._barrier_seq = 0
-        self._orphans_expected = 0
-        self._orphan_deadline = 0.0
-        self._orphans: dict[int, Msg] = {}
-        self._held_after: list[Msg] = []
+        self._orphans = OrphanGuard(subscription.durable)
 
     async def bind(self) -> ConsumerBinding:
         """Look the durable up on the server; fail fast with a fix if it is missing."""
@@ -173,17 +106,7 @@ class ConsumerLoop:
                 "create streams or consumers",
             ) from None
         self.binding = ConsumerBinding.from_info(info)
-        if info.num_ack_pending:
-            self._barrier_seq = info.delivered.stream_seq
-            self._orphans_expected = info.num_ack_pending
-            wait = max(self.binding.ack_wait_s, *self.binding.backoff_s, 1.0)
-            self._orphan_deadline = time.monotonic() + 3 * wait + 5.0
-            log.info(
-                "orphaned_deliveries",
-                consumer=self._sub.durable,
-                count=info.num_ack_pending,
-                up_to_seq=self._barrier_seq,
-            )
+        self._orphans.arm(info, self.binding)
         return self.binding
 
     def request_stop(self) -> None:
@@ -200,37 +123,55 @@ class ConsumerLoop:
             batch=self._batch_size,
             inflight=self._inflight,
         )
-        await self._source.start()
         heartbeat = asyncio.create_task(self._heartbeat(binding))
         lag = asyncio.create_task(self._report_lag())
         try:
+            if self._orphans.active:
+                # Pull only once the orphans are due: redeliveries are then served first.
+                await self._wait_or_stop(max(self._orphans.due_at - time.monotonic(), 0.0))
+            await self._source.start()
             while not self._stop.is_set():
                 msgs = await self._source.take(self._batch_size, self._max_wait, 0.5)
-                if msgs or self._orphans_expected:
-                    await self._process(msgs)
+                if self._orphans.active:
+                    msgs = await self._guard(msgs) or []
+                for start in range(0, len(msgs), self._batch_size):
+                    await self._process_batch(msgs[start : start + self._batch_size])
         except Stopping:
             pass
         finally:
             heartbeat.cancel()
             lag.cancel()
             self._source.pause()
-            leftovers = [*self._in_hand, *self._orphans.values(), *self._held_after]
-            leftovers += self._source.held()
+            leftovers = [*self._in_hand, *self._orphans.holding(), *self._source.held()]
             await self._source.close()
             await self._nak(leftovers)
 
     # -- batch processing -------------------------------------------------------------
 
-    async def _process(self, msgs: list[Msg]) -> None:
-        released = self._through_orphan_guard(msgs)
-        for start in range(0, len(released), self._batch_size):
-            await self._process_batch(released[start : start + self._batch_size])
+    async def _guard(self, msgs: list[Msg]) -> list[Msg] | None:
+        assert self._source is not None
+        self._orphans.admit(msgs)
+        if self._orphans.hoarding(self._batch_size):
+            # Holding a batch of newer messages already: pull one request at a time from
+            # now on, enough for orphans that become due later to come in.
+            self._source.pause()
+            await self._source.poke()
+        elif self._source.paused:
+            await self._source.resume()
+        pending = None
+        if self._orphans.past_deadline:
+            info = await self._js.consumer_info(self._sub.stream, self._sub.durable)
+            pending = info.num_ack_pending or 0
+        released = self._orphans.ready(pending, self._source.buffered)
+        if released is not None and self._source.paused:
+            await self._source.resume()
+        return released
 
     async def _process_batch(self, msgs: list[Msg]) -> None:
         self._in_hand = msgs
         self._in_hand_since = time.monotonic()
-        deliveries: list[Delivery[Any]] = []
-        resolved: list[Msg] = []
+        run: list[Delivery[Any]] = []
+        applied = 0
         for msg in msgs:
             stream, stream_seq, num_delivered = ack_position(msg.reply)
             try:
@@ -239,10 +180,15 @@ class ConsumerLoop:
                     wanted = ", ".join(c.event_type for c in self._sub.accepts)
                     raise EventRejected(event.id, f"type {event.type} is not one of: {wanted}")
             except (DecodeError, EventRejected) as exc:
+                # With AckPolicy.ALL the server treats a term as an ack of every earlier
+                # message: the good events before this one must commit first, or a crash
+                # right after the term would lose them.
+                await self._apply(run)
+                applied += len(run)
+                run = []
                 await self._dead_letter(msg, exc, event_id=getattr(exc, "event_id", None))
-                resolved.append(msg)
                 continue
-            deliveries.append(
+            run.append(
                 Delivery(
                     event=event,
                     subject=msg.subject,
@@ -252,9 +198,10 @@ class ConsumerLoop:
                     msg=msg,
                 )
             )
-        await self._apply(deliveries)
-        await self._ack(msgs, already_terminated=resolved)
-        self._metrics.processed.labels(*self._labels).inc(len(deliveries))
+        await self._apply(run)
+        applied += len(run)
+        await self._ack(msgs)
+        self._metrics.processed.labels(*self._labels).inc(applied)
         self._in_hand = []
 
     async def _apply(self, deliveries: list[Delivery[Any]]) -> None:
@@ -268,8 +215,11 @@ class ConsumerLoop:
                 if idx is None:
                     raise
                 bad = remaining[idx]
+                # Commit what precedes the rejected event before its term (which, with
+                # AckPolicy.ALL, acks everything below it).
+                await self._apply(remaining[:idx])
                 await self._dead_letter(bad.msg, rej, event_id=bad.event.id)
-                remaining = remaining[:idx] + remaining[idx + 1 :]
+                remaining = remaining[idx + 1 :]
             except Stopping:
                 raise
             except Exception:
@@ -359,7 +309,7 @@ class ConsumerLoop:
 
     # -- acks, dead letters, heartbeats -------------------------------------------------
 
-    async def _ack(self, msgs: list[Msg], already_terminated: list[Msg]) -> None:
+    async def _ack(self, msgs: list[Msg]) -> None:
         assert self.binding is not None
         if self.binding.ack_all:
             # Acking the highest sequence acks everything below it: one ack per batch.
@@ -425,10 +375,10 @@ class ConsumerLoop:
             await asyncio.sleep(interval)
             if self._source is None:
                 continue
-            held = [*self._orphans.values(), *self._held_after, *self._source.held()]
+            held = [*self._orphans.holding(), *self._source.held()]
             if self._in_hand and time.monotonic() - self._in_hand_since > interval:
                 held += self._in_hand
-            elif not self._orphans and not self._held_after and self._readiness.store_error is None:
+            elif not self._orphans.active and self._readiness.store_error is None:
                 continue
             for msg in held:
                 if not msg._ackd:
@@ -443,29 +393,3 @@ class ConsumerLoop:
             except Exception as exc:
                 log.debug("lag_report_failed", error=str(exc))
             await asyncio.sleep(5.0)
-
-    def _through_orphan_guard(self, msgs: list[Msg]) -> list[Msg]:
-        if not self._orphans_expected:
-            return msgs
-        for msg in msgs:
-            seq = msg.metadata.sequence.stream
-            if seq <= self._barrier_seq:
-                self._orphans[seq] = msg
-            else:
-                self._held_after.append(msg)
-        if len(self._orphans) < self._orphans_expected and time.monotonic() < self._orphan_deadline:
-            return []
-        if len(self._orphans) < self._orphans_expected:
-            log.warning(
-                "orphans_missing",
-                consumer=self._sub.durable,
-                expected=self._orphans_expected,
-                received=len(self._orphans),
-            )
-        released = [self._orphans[s] for s in sorted(self._orphans)] + sorted(
-            self._held_after, key=lambda m: m.metadata.sequence.stream
-        )
-        self._orphans = {}
-        self._held_after = []
-        self._orphans_expected = 0
-        return released

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import nats.js.errors
 from nats.js.client import JetStreamContext
@@ -65,21 +65,39 @@ def _env_prefix(spec: WorkerSpec) -> str:
     return str(spec.settings_cls.model_config.get("env_prefix", ""))
 
 
-async def _worker_env(
-    spec: WorkerSpec, fleet_env: Mapping[str, str], opts: DevOptions
+async def worker_env(
+    spec: WorkerSpec, fleet_env: Mapping[str, str], streams_file: Path
 ) -> dict[str, str]:
+    """The environment of a worker process pointed at the launcher's servers."""
     prefix = _env_prefix(spec)
     env = {
         **os.environ,
         **fleet_env,
         f"{prefix}NATS_URL": fleet_env["FLEET_NATS_URL"],
-        f"{prefix}STREAMS_FILE": str(opts.streams_file),
+        f"{prefix}STREAMS_FILE": str(streams_file),
         f"{prefix}HEALTH_PORT": str(_free_port()),
         f"{prefix}LOG_FORMAT": "json",
     }
     if spec.dev_setup is not None:
         env.update(await spec.dev_setup(fleet_env))
     return env
+
+
+async def spawn_worker(
+    name: str, env: Mapping[str, str], log_file: IO[bytes]
+) -> asyncio.subprocess.Process:
+    """Start ``fleet worker run NAME`` as a child process writing to ``log_file``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fleet_runtime.cli",
+        "worker",
+        "run",
+        name,
+        env=dict(env),
+        stdout=log_file,
+        stderr=log_file,
+    )
 
 
 async def _start_workers(
@@ -90,7 +108,7 @@ async def _start_workers(
         if not spec.implemented:
             print(f"  worker {name:<20} not implemented yet: not started")
             continue
-        env = await _worker_env(spec, fleet_env, opts)
+        env = await worker_env(spec, fleet_env, opts.streams_file)
         log_file = (logs / f"{name}.log").open("ab")
         procs[name] = await asyncio.create_subprocess_exec(
             sys.executable,

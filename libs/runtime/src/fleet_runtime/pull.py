@@ -1,9 +1,14 @@
 """Callback-driven pull from one durable JetStream consumer, several requests in flight.
 
 nats-py's ``fetch()`` costs an await per message and tops out near 20k msg/s on these
-machines; a core subscription with a callback, fed by raw ``CONSUMER.MSG.NEXT`` requests
-(each on its own inbox so its remaining count is exact), delivers several times faster.
-Messages land in a bounded buffer that the worker drains in batches.
+machines; a core subscription with a callback, fed by raw ``CONSUMER.MSG.NEXT`` requests,
+delivers several times faster. Messages land in a bounded buffer that the worker drains
+in batches.
+
+Order: every request replies into ONE wildcard inbox subscription, so one callback task
+sees the messages in the order the server sent them, which is the consumer's delivery
+order, even with several requests open (the server spreads messages round-robin over the
+waiting requests; separate subscriptions would each get their own task and interleave).
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -24,29 +28,22 @@ from fleet_runtime.logs import get_logger
 log = get_logger("fleet_runtime.pull")
 
 # Status codes the server sends on a pull inbox instead of a message.
-_STATUS_NO_MESSAGES = "404"
 _STATUS_TIMEOUT = "408"
 _STATUS_CONFLICT = "409"
 _STATUS_HEARTBEAT = "100"
-
-
-@dataclass
-class _Slot:
-    """One outstanding pull request: its inbox and how many messages it may still deliver."""
-
-    inbox: str
-    sub: Subscription | None = None
-    remaining: int = 0
-    deadline: float = 0.0
-    active: bool = False
+# How many of a finished request's messages were never delivered (sent with 408/409).
+_PENDING_MSGS = "Nats-Pending-Messages"
 
 
 class PullSource:
-    """Keeps ``inflight`` pull requests open on a durable and buffers what they deliver.
+    """Keeps about ``inflight`` batches requested on a durable and buffers what arrives.
 
-    Back-pressure: a finished request is renewed only while the buffer holds fewer than
-    ``high_water`` messages, so a slow handler never makes the worker hoard messages it
-    cannot work on before their ack_wait runs out.
+    Accounting: ``outstanding`` is what open requests may still deliver. Each message
+    takes one off; a request that expires (408) or is cut short (409) reports how many of
+    its messages it will never deliver. New requests are sent while less than
+    ``inflight - 1`` batches remain outstanding and the buffer is below ``high_water``,
+    so a slow handler never makes the worker hoard messages it cannot work on before
+    their ack wait runs out.
     """
 
     def __init__(
@@ -64,10 +61,15 @@ class PullSource:
         self._nc = nc
         self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._batch = batch
-        self._expires_ns = int(expires_s * 1e9)
+        self._inflight = max(inflight, 1)
         self._expires_s = expires_s
-        self._high_water = high_water if high_water is not None else batch * max(inflight, 2)
-        self._slots = [_Slot(inbox=nc.new_inbox()) for _ in range(inflight)]
+        self._request_body = json.dumps({"batch": batch, "expires": int(expires_s * 1e9)}).encode()
+        self._high_water = high_water if high_water is not None else batch * self._inflight
+        self._inbox = nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._requests = 0
+        self._outstanding = 0
+        self._last_activity = time.monotonic()
         self._buffer: deque[Msg] = deque()
         self._arrived = asyncio.Event()
         self._closed = False
@@ -78,10 +80,9 @@ class PullSource:
         self.durable = durable
 
     async def start(self) -> None:
-        """Subscribe every slot's inbox and send the first requests."""
-        for slot in self._slots:
-            slot.sub = await self._nc.subscribe(slot.inbox, cb=self._callback_for(slot))
-            await self._request(slot)
+        """Subscribe the inbox and send the first requests."""
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
+        await self._refill()
         self._watchdog = asyncio.create_task(self._watch(), name=f"pull-watchdog-{self.durable}")
 
     async def close(self) -> None:
@@ -90,21 +91,25 @@ class PullSource:
         self._arrived.set()
         if self._watchdog is not None:
             self._watchdog.cancel()
-        for slot in self._slots:
-            if slot.sub is not None:
-                try:
-                    await slot.sub.unsubscribe()
-                except Exception as exc:
-                    log.debug("pull_unsubscribe_failed", error=str(exc))
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception as exc:
+                log.debug("pull_unsubscribe_failed", error=str(exc))
 
     def pause(self) -> None:
         """Stop renewing requests (store outage, shutdown); what is buffered stays buffered."""
         self._paused = True
 
     async def resume(self) -> None:
-        """Renew every idle request."""
+        """Request again."""
         self._paused = False
         await self._refill()
+
+    @property
+    def paused(self) -> bool:
+        """Whether requests are paused."""
+        return self._paused
 
     @property
     def buffered(self) -> int:
@@ -137,67 +142,73 @@ class PullSource:
                     break
         n = min(max_n, len(self._buffer))
         out = [self._buffer.popleft() for _ in range(n)]
-        if len(self._buffer) < self._high_water:
-            await self._refill()
+        await self._refill()
         return out
 
-    def _callback_for(self, slot: _Slot) -> Callable[[Msg], Awaitable[None]]:
-        async def on_msg(msg: Msg) -> None:
-            headers = msg.headers
-            if headers and not msg.reply:
-                status = headers.get("Status")
-                if status == _STATUS_HEARTBEAT:
-                    slot.deadline = time.monotonic() + self._expires_s + 2.0
-                    return
-                if status in (_STATUS_TIMEOUT, _STATUS_NO_MESSAGES):
-                    slot.active = False
-                elif status == _STATUS_CONFLICT:
-                    slot.active = False
-                    description = headers.get("Description", "")
-                    log.warning("pull_conflict", durable=self.durable, description=description)
-                    if self._on_conflict is not None:
-                        await self._on_conflict(description)
-                else:
-                    slot.active = False
-                    log.warning("pull_status", durable=self.durable, status=status)
-                if not self._closed and len(self._buffer) < self._high_water:
-                    await self._request(slot)
-                return
-            self._buffer.append(msg)
-            slot.remaining -= 1
-            if slot.remaining <= 0:
-                slot.active = False
-                if len(self._buffer) < self._high_water:
-                    await self._request(slot)
-            self._arrived.set()
-
-        return on_msg
-
-    async def _request(self, slot: _Slot) -> None:
-        if self._closed or self._paused or slot.active:
+    async def poke(self) -> None:
+        """Send one request even while paused (to let due redeliveries in)."""
+        if self._closed or self._outstanding:
             return
-        slot.active = True
-        slot.remaining = self._batch
-        # A request lost with a dropped connection never answers: the watchdog renews it.
-        slot.deadline = time.monotonic() + self._expires_s + 2.0
-        body = json.dumps({"batch": self._batch, "expires": self._expires_ns}).encode()
-        try:
-            await self._nc.publish(self._subject, body, reply=slot.inbox)
-        except Exception as exc:
-            slot.active = False
-            log.warning("pull_request_failed", durable=self.durable, error=str(exc))
+        self._requests += 1
+        self._outstanding += self._batch
+        await self._nc.publish(
+            self._subject, self._request_body, reply=f"{self._inbox}.{self._requests}"
+        )
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self._last_activity = time.monotonic()
+        headers = msg.headers
+        if headers and not msg.reply:
+            status = headers.get("Status")
+            if status == _STATUS_HEARTBEAT:
+                return
+            pending = headers.get(_PENDING_MSGS)
+            if pending is not None and pending.isdigit():
+                self._outstanding = max(self._outstanding - int(pending), 0)
+            elif status == _STATUS_CONFLICT or status != _STATUS_TIMEOUT:
+                # No count given: assume nothing is open any more; the worst case is one
+                # batch requested twice, which max_ack_pending still bounds.
+                self._outstanding = 0
+            if status == _STATUS_CONFLICT:
+                description = headers.get("Description", "")
+                log.warning("pull_conflict", durable=self.durable, description=description)
+                if self._on_conflict is not None:
+                    await self._on_conflict(description)
+            elif status != _STATUS_TIMEOUT:
+                log.warning("pull_status", durable=self.durable, status=status)
+            await self._refill()
+            return
+        self._buffer.append(msg)
+        self._outstanding -= 1
+        if self._outstanding <= (self._inflight - 1) * self._batch:
+            await self._refill()
+        self._arrived.set()
 
     async def _refill(self) -> None:
-        for slot in self._slots:
-            if not slot.active:
-                await self._request(slot)
+        while (
+            not self._closed
+            and not self._paused
+            and len(self._buffer) < self._high_water
+            and self._outstanding <= (self._inflight - 1) * self._batch
+        ):
+            self._requests += 1
+            self._outstanding += self._batch
+            try:
+                await self._nc.publish(
+                    self._subject, self._request_body, reply=f"{self._inbox}.{self._requests}"
+                )
+            except Exception as exc:
+                self._outstanding -= self._batch
+                log.warning("pull_request_failed", durable=self.durable, error=str(exc))
+                return
 
     async def _watch(self) -> None:
         while not self._closed:
             await asyncio.sleep(1.0)
-            now = time.monotonic()
-            for slot in self._slots:
-                if slot.active and now > slot.deadline:
-                    slot.active = False
-            if len(self._buffer) < self._high_water:
-                await self._refill()
+            if self._outstanding and time.monotonic() - self._last_activity > self._expires_s + 2:
+                # Open requests answer at least with a 408 when they expire: silence this
+                # long means they were lost with a dropped connection.
+                log.info("pull_requests_lost", durable=self.durable, outstanding=self._outstanding)
+                self._outstanding = 0
+                self._last_activity = time.monotonic()
+            await self._refill()

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import nats
 from nats.aio.client import Client as NATS
+from prometheus_client import CollectorRegistry
 
 from fleet_runtime.consume import ConsumerLoop, Readiness, Subscription
 from fleet_runtime.errors import UserError
@@ -57,16 +58,18 @@ async def serve(
     partition: int | None = None,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> None:
     """Consume every subscription until SIGTERM/SIGINT (or ``stop``), then close cleanly.
 
     ``store_probe`` is awaited once before consuming so a wrong store address fails fast.
     ``on_ready`` receives the health server's port once everything is bound.
+    ``registry`` lets a service put its own metrics on the same /metrics page.
     """
     stop = stop or asyncio.Event()
     nc = await connect_nats(settings.nats_url, worker)
     js = nc.jetstream()
-    metrics = WorkerMetrics()
+    metrics = WorkerMetrics(registry)
     readiness = Readiness()
     loops = [
         ConsumerLoop(

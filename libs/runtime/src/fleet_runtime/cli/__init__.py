@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from fleet_runtime.cli import dev_cmd, topology_cmd, worker_cmd
+from fleet_runtime.cli import dev_cmd, dlq_cmd, replay_cmd, status_cmd, topology_cmd, worker_cmd
 from fleet_runtime.errors import UserError
 
 app = typer.Typer(
@@ -19,6 +19,9 @@ app = typer.Typer(
 app.add_typer(topology_cmd.app, name="topology")
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(worker_cmd.app, name="worker")
+app.command("replay")(replay_cmd.replay)
+app.add_typer(dlq_cmd.app, name="dlq")
+app.command("status")(status_cmd.status)
 
 
 def main() -> None:
