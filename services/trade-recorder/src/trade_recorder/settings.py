@@ -17,3 +17,10 @@ class TradeRecorderSettings(WorkerSettings):
         SecretStr("postgresql://trade_recorder@127.0.0.1:5432/tradefleet"),
         description="PostgreSQL DSN of the trade_recorder role.",
     )
+    owner_dsn: SecretStr | None = Field(
+        None,
+        description="PostgreSQL DSN of the schema owner role, used only to run migrations.",
+    )
+    migrate_on_start: bool = Field(
+        False, description="Apply pending migrations (with owner_dsn) before consuming."
+    )

@@ -1,0 +1,31 @@
+"""Which asyncpg errors mean "the store is unavailable" rather than "this input is bad".
+
+Workers translate these into the runtime's ``StoreUnavailable`` (pause and retry, never
+dead-letter); this package stays free of the runtime so it can run from a deploy job.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.QueryCanceledError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+"""Connection loss, timeouts, server restarts and conflicts that succeed when retried."""
+
+NOT_MIGRATED_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.InsufficientPrivilegeError,
+    asyncpg.UndefinedTableError,
+    asyncpg.InvalidSchemaNameError,
+)
+"""The schema or a grant is missing: an operator must migrate; the worker waits."""

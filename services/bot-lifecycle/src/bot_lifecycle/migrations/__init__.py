@@ -1,0 +1,1 @@
+"""Versioned SQL migrations of schema ``lifecycle`` (applied by fleet_pgmigrate)."""

@@ -1,0 +1,151 @@
+"""The bot-lifecycle process end to end: BOTS in, PostgreSQL and DLQ out, kill -9 between."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+
+from fleet_events import Event
+from fleet_runtime.deadletter import DeadLetter
+from fleet_runtime.publisher import EventPublisher
+from fleet_runtime.topology import apply, load_topology
+from fleet_testing import Fleet
+
+from .conftest import BotEvents as E
+from .conftest import wait_until
+
+REPO = Path(__file__).resolve().parents[3]
+BOTS = 300
+REFUSED = 30
+
+
+def topology_file(tmp_path: Path) -> Path:
+    """The repository's streams.yaml with bot-lifecycle's first redelivery after 2 s.
+
+    A killed worker's unacked messages come back after backoff[0] (30 s as declared);
+    the test shortens only that list to stay fast.
+    """
+    text = (REPO / "streams.yaml").read_text()
+    declared = "backoff: [30s, 1m, 5m, 15m]\n    max_ack_pending: 1000"
+    assert declared in text
+    path = tmp_path / "streams.yaml"
+    path.write_text(text.replace(declared, "backoff: [2s, 2s, 5s, 15s]\n    max_ack_pending: 1000"))
+    return path
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot_lifecycle"], env=env, stdout=out, stderr=out
+        )
+
+
+@pytest.mark.slow
+async def test_worker_survives_kill_9_and_dead_letters_invalid_events(
+    isolated_fleet: Fleet, lifecycle_dsns: tuple[str, str], tmp_path: Path
+) -> None:
+    owner, worker_dsn = lifecycle_dsns
+    streams = topology_file(tmp_path)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    await apply(js, load_topology(streams))
+
+    # Every bot lives its whole life (7 events); every 10th also gets a start after
+    # delete (refused) and a repeat of its update under a new event id (ignored).
+    published: list[Event[Any]] = []
+    refused_ids: set[str] = set()
+    for n in range(BOTS):
+        b = f"bot-{n}"
+        published += [
+            E.created(b, 1, user=f"user-{n % 7}"),
+            E.updated(b, 2, risk_level=3),
+            E.deployed(b, 3, f"dep-{n}"),
+            E.started(b, 4, f"dep-{n}"),
+            E.stopped(b, 5, f"dep-{n}"),
+            E.updated(b, 6, name=f"final {n}"),
+            E.deleted(b, 7),
+        ]
+        if n % 10 == 0:
+            late = E.started(b, 8, f"dep-{n}")
+            refused_ids.add(str(late.id))
+            published += [late, E.updated(b, 2, risk_level=9)]
+    await EventPublisher(js).publish_many(published)
+
+    env = {
+        **os.environ,
+        "BOT_LIFECYCLE_NATS_URL": isolated_fleet.nats.url,
+        "BOT_LIFECYCLE_POSTGRES_DSN": worker_dsn,
+        "BOT_LIFECYCLE_BATCH_SIZE": "20",
+        "BOT_LIFECYCLE_LOG_FORMAT": "json",
+    }
+    log = tmp_path / "worker.log"
+    db = await asyncpg.connect(owner)
+
+    async def audited() -> int:
+        return int(await db.fetchval("SELECT count(*) FROM lifecycle.audit_log"))
+
+    worker = start_worker(env, log)
+    try:
+        await wait_until(lambda: _at_least(audited, 500), 60, "500 events applied")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        assert await audited() < BOTS * 7, "the kill must land mid-stream"
+        worker = start_worker(env, log)
+
+        async def drained() -> bool:
+            info = await js.consumer_info("BOTS", "bot-lifecycle")
+            return (
+                await audited() == BOTS * 7 and info.num_pending == 0 and info.num_ack_pending == 0
+            )
+
+        await wait_until(drained, 90, "every event applied or dead-lettered, and acked")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+
+        letters = []
+        sub = await js.pull_subscribe("dlq.>", durable=None, stream="DLQ")
+        for msg in await sub.fetch(REFUSED + 5, timeout=5):
+            letters.append(DeadLetter.from_message(msg.headers, msg.data))
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        await nc.close()
+
+    try:
+        assert {letter.event_id for letter in letters} == refused_ids
+        assert len(letters) == REFUSED
+        assert all(letter.error_class == "EventRejected" for letter in letters)
+        assert all("is deleted: bot.started is not accepted" in x.error for x in letters)
+        row = await db.fetchrow(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE status = 'deleted') AS deleted, "
+            "min(version) AS vmin, max(version) AS vmax, sum(risk_level) AS risk "
+            "FROM lifecycle.bots"
+        )
+        assert tuple(row.values()) == (BOTS, BOTS, 7, 7, 3 * BOTS)
+        assert await db.fetchval("SELECT count(*) FROM lifecycle.users") == 7
+        assert (
+            await db.fetchval(
+                "SELECT count(*) FROM lifecycle.bot_deployments WHERE status = 'retired'"
+            )
+            == BOTS
+        )
+        per_bot = await db.fetch(
+            "SELECT bot_id, array_agg(version ORDER BY version) AS v "
+            "FROM lifecycle.audit_log GROUP BY bot_id"
+        )
+        assert len(per_bot) == BOTS
+        assert all(r["v"] == [1, 2, 3, 4, 5, 6, 7] for r in per_bot)
+    finally:
+        await db.close()
+
+
+async def _at_least(probe: Any, n: int) -> bool:
+    return bool(await probe() >= n)

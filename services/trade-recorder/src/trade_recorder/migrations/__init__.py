@@ -1,0 +1,1 @@
+"""Versioned SQL migrations of schema ``trading`` (applied by fleet_pgmigrate)."""

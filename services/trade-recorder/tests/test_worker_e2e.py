@@ -1,0 +1,188 @@
+"""The trade-recorder process end to end: NATS JetStream in, PostgreSQL out, kill -9 between."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+
+from fleet_events import Event, Side
+from fleet_runtime.publisher import EventPublisher
+from fleet_runtime.topology import apply, load_topology
+from fleet_testing import Fleet
+from trade_recorder.logic import Fill, apply_fills, fill_from_event
+
+from .conftest import TradeEvents, wait_until
+
+REPO = Path(__file__).resolve().parents[3]
+TOTAL_FILLS = 6000
+
+
+def topology_file(tmp_path: Path) -> Path:
+    """The repository's streams.yaml with trade-recorder's first redelivery after 2 s.
+
+    The production backoff starts at 30 s; a killed worker's unacked messages come back
+    after backoff[0], so the test shortens it to stay fast. Everything else is as declared.
+    """
+    text = (REPO / "streams.yaml").read_text()
+    declared = "backoff: [30s, 1m, 5m, 15m, 1h]"
+    assert declared in text
+    path = tmp_path / "streams.yaml"
+    path.write_text(text.replace(declared, "backoff: [2s, 2s, 5s, 15s, 1m]"))
+    return path
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "trade_recorder"], env=env, stdout=out, stderr=out
+        )
+
+
+@pytest.mark.slow
+async def test_worker_survives_kill_9_with_exact_counts_and_sums(
+    isolated_fleet: Fleet,
+    trading_dsns: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    owner, worker_dsn = trading_dsns
+    streams = topology_file(tmp_path)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    await apply(js, load_topology(streams))
+
+    # 6000 distinct fills over 4 bots x 2 symbols, every 10th re-sent under a new event
+    # id, and a completion for every order of 3 fills.
+    fills: list[Event[Any]] = []
+    for n in range(TOTAL_FILLS):
+        fills.append(
+            TradeEvents.fill(
+                f"t{n}",
+                side=Side.BUY if (n * 7) % 5 < 3 else Side.SELL,
+                quantity=Decimal(1 + n % 17) / 100,
+                price=Decimal(20_000 + (n * 37) % 500) / 10,
+                fee=Decimal(n % 9) / 1000,
+                order_id=f"o{n // 3}",
+                bot_id=f"bot-{n % 4}",
+                symbol=("BTC", "ETH")[n % 2],
+            )
+        )
+    published: list[Event[Any]] = []
+    for n, event in enumerate(fills):
+        published.append(event)
+        if n % 10 == 9:
+            d = event.data
+            published.append(
+                TradeEvents.fill(
+                    d.trade_id,
+                    side=d.side,
+                    quantity=d.quantity,
+                    price=d.price,
+                    fee=d.fee,
+                    order_id=d.order_id,
+                    bot_id=d.bot_id,
+                    symbol=d.symbol,
+                )
+            )
+        if n % 3 == 2:
+            published.append(TradeEvents.completed(f"o{n // 3}", bot_id=event.data.bot_id))
+    await EventPublisher(js).publish_many(published)
+
+    env = {
+        **os.environ,
+        "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
+        "TRADE_RECORDER_POSTGRES_DSN": worker_dsn,
+        "TRADE_RECORDER_STREAMS_FILE": str(streams),
+        "TRADE_RECORDER_BATCH_SIZE": "25",
+        "TRADE_RECORDER_LOG_FORMAT": "json",
+    }
+    log = tmp_path / "worker.log"
+    db = await asyncpg.connect(owner)
+
+    async def recorded() -> int:
+        return int(await db.fetchval("SELECT count(*) FROM trading.trades"))
+
+    worker = start_worker(env, log)
+    try:
+        await wait_until(lambda: _at_least(recorded, 1500), 60, "1500 fills recorded")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        at_kill = await recorded()
+        assert at_kill < TOTAL_FILLS, "the kill must land mid-stream"
+
+        worker = start_worker(env, log)
+
+        async def drained() -> bool:
+            info = await js.consumer_info("TRADES", "trade-recorder")
+            return (
+                await recorded() == TOTAL_FILLS
+                and info.num_pending == 0
+                and info.num_ack_pending == 0
+            )
+
+        await wait_until(drained, 90, "every event applied and acked")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        await nc.close()
+
+    try:
+        unique = [fill_from_event(e, n) for n, e in enumerate(fills)]
+        row = await db.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT trade_id) AS u, sum(quantity) AS q, "
+            "sum(fee) AS f FROM trading.trades"
+        )
+        assert (row["n"], row["u"]) == (TOTAL_FILLS, TOTAL_FILLS)
+        assert row["q"] == sum((f.quantity for f in unique), Decimal(0))
+        assert row["f"] == sum((f.fee for f in unique), Decimal(0))
+        orders = await db.fetchrow(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE status = 'completed') AS done, "
+            "sum(fill_count) AS fills FROM trading.orders"
+        )
+        assert (orders["n"], orders["done"], orders["fills"]) == (2000, 2000, TOTAL_FILLS)
+        expected = _expected_positions(unique)
+        stored = await db.fetch(
+            "SELECT user_id, bot_id, symbol, side, quantity, average_entry_price, "
+            "realized_pnl, fees, is_open FROM trading.positions "
+            "ORDER BY user_id, bot_id, symbol, id"
+        )
+        assert [tuple(r.values()) for r in stored] == expected
+        assert await db.fetchval("SELECT stream_seq FROM trading.checkpoints") == len(published)
+    finally:
+        await db.close()
+
+
+async def _at_least(probe: Any, n: int) -> bool:
+    return bool(await probe() >= n)
+
+
+def _expected_positions(fills: list[Fill]) -> list[tuple[Any, ...]]:
+    by_key: dict[tuple[str, str, str], list[Fill]] = defaultdict(list)
+    for fill in fills:
+        by_key[fill.key].append(fill)
+    expected: list[tuple[Any, ...]] = []
+    for key in sorted(by_key):
+        for p in apply_fills(None, by_key[key]):
+            expected.append(
+                (
+                    *key,
+                    p.side,
+                    p.quantity,
+                    p.average_entry_price,
+                    p.realized_pnl,
+                    p.fees,
+                    p.is_open,
+                )
+            )
+    return expected
