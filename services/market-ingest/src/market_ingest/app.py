@@ -2,8 +2,79 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+
+from redis.asyncio import Redis
+
+from fleet_runtime.publisher import EventPublisher
+from fleet_runtime.worker import connect_nats, serve
 from fleet_runtime.workers import WorkerSpec
+from market_ingest.handlers import DURABLE, TickHandler
+from market_ingest.logic import Rules
+from market_ingest.metrics import MarketIngestMetrics
 from market_ingest.settings import MarketIngestSettings
+from market_ingest.store import RedisMarketStore
+
+
+def rules_of(settings: MarketIngestSettings) -> Rules:
+    """The state rules the settings ask for."""
+    return Rules(
+        intervals=settings.candle_intervals,
+        candles_kept=settings.candles_kept,
+        price_min_interval_ms=settings.price_publish_min_interval_ms,
+    )
+
+
+def open_redis(settings: MarketIngestSettings) -> Redis:
+    """A Redis client (connects on first use)."""
+    return Redis.from_url(
+        settings.redis_url.get_secret_value(), socket_timeout=10, socket_connect_timeout=5
+    )
+
+
+async def run(
+    settings: MarketIngestSettings,
+    partition: int | None,
+    *,
+    metrics: MarketIngestMetrics | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Consume ticks until SIGTERM/SIGINT (or ``stop``); ``on_ready`` gets the health port."""
+    metrics = metrics or MarketIngestMetrics()
+    redis = open_redis(settings)
+    # `serve` keeps its NATS connection to itself: candles go out on a second one.
+    nc = await connect_nats(settings.nats_url, f"{DURABLE}-candles")
+    try:
+        store = RedisMarketStore(redis, rules_of(settings), metrics=metrics)
+        handler = TickHandler(store, EventPublisher(nc.jetstream()), metrics)
+
+        async def probe() -> None:
+            await store.ping()
+            await handler.recover()
+
+        await serve(
+            worker=DURABLE,
+            settings=settings,
+            subscriptions=[handler.subscription()],
+            store_probe=probe,
+            partition=partition,
+            stop=stop,
+            on_ready=on_ready,
+            registry=metrics.registry,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+        await redis.aclose()
+
+
+async def dev_setup(env: Mapping[str, str]) -> Mapping[str, str]:
+    """For `fleet dev up`: point the worker at the launcher's Redis."""
+    return {"MARKET_INGEST_REDIS_URL": env["FLEET_REDIS_URL"]}
+
 
 WORKER = WorkerSpec(
     name="market-ingest",
@@ -11,6 +82,6 @@ WORKER = WorkerSpec(
     summary="live tickers, OHLCV candles and price pub/sub",
     settings_cls=MarketIngestSettings,
     consumes=("market.tick.>",),
-    # Handlers are not written yet: the CLI reports the worker as not implemented.
-    run=None,
+    run=run,
+    dev_setup=dev_setup,
 )

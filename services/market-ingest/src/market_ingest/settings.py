@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from fleet_events import CandleInterval
 from fleet_runtime.settings import WorkerSettings
 
 
@@ -16,10 +17,24 @@ class MarketIngestSettings(WorkerSettings):
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL (may carry a password)."
     )
-    candle_intervals: tuple[str, ...] = Field(
-        ("1m", "5m", "15m", "1h", "4h", "1d"), description="Candle intervals kept per symbol."
+    candle_intervals: tuple[CandleInterval, ...] = Field(
+        (
+            CandleInterval.M1,
+            CandleInterval.M5,
+            CandleInterval.M15,
+            CandleInterval.H1,
+            CandleInterval.H4,
+            CandleInterval.D1,
+        ),
+        min_length=1,
+        description='Candle intervals kept per symbol (JSON list, e.g. ["1m","1h"]).',
     )
     candles_kept: int = Field(500, ge=1, description="Closed candles kept per interval and symbol.")
     price_publish_min_interval_ms: int = Field(
-        0, ge=0, description="Throttle of prices:{symbol} pub/sub messages (0: every tick)."
+        0,
+        ge=0,
+        description="Throttle of prices:{symbol} pub/sub messages, in tick time (0: every tick).",
+    )
+    rebuild_batch_size: int = Field(
+        5000, ge=1, le=100_000, description="Ticks applied per Redis write during `fleet replay`."
     )

@@ -1,0 +1,180 @@
+"""OHLCV bars and bar series: the in-memory form of one candle sorted set.
+
+A ``Bar`` is one candle (or one minute bucket of the 24 h window). Its Redis form is a
+compact JSON member of a sorted set scored by the bar's open time in epoch milliseconds.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right, insort
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Whole microseconds since the Unix epoch (exact integer arithmetic)."""
+    return (moment - EPOCH) // _US
+
+
+def from_epoch_us(us: int) -> datetime:
+    """The UTC datetime of ``us`` microseconds since the epoch."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def iso_us(us: int) -> str:
+    """ISO-8601 UTC text (``Z``) of an epoch-microsecond time."""
+    return from_epoch_us(us).isoformat().replace("+00:00", "Z")
+
+
+def dec(value: Decimal) -> str:
+    """Fixed-point text of a decimal: never exponent notation, exponent kept as is."""
+    return format(value, "f")
+
+
+@dataclass(slots=True)
+class Bar:
+    """Open, high, low, close, volume and trade count of one period.
+
+    ``first_us``/``last_us`` are the times of the trades that set ``open``/``close``, so a
+    late trade can still take its right place: the open is the earliest trade (the first
+    in stream order among equal times), the close the latest (the last among equal times).
+    """
+
+    open_time: int
+    first_us: int
+    last_us: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    count: int
+
+    @classmethod
+    def first(cls, open_time: int, us: int, price: Decimal, qty: Decimal) -> Bar:
+        """A bar holding a single trade."""
+        return cls(open_time, us, us, price, price, price, price, qty, 1)
+
+    def add(self, us: int, price: Decimal, qty: Decimal) -> None:
+        """Fold one trade of this period into the bar."""
+        if us < self.first_us:
+            self.first_us = us
+            self.open = price
+        if us >= self.last_us:
+            self.last_us = us
+            self.close = price
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.volume += qty
+        self.count += 1
+
+    def encode(self) -> str:
+        """The sorted-set member: JSON with decimals as strings, keys in a fixed order."""
+        return (
+            f'{{"t":{self.open_time},"o":"{dec(self.open)}","h":"{dec(self.high)}",'
+            f'"l":"{dec(self.low)}","c":"{dec(self.close)}","v":"{dec(self.volume)}",'
+            f'"n":{self.count},"ft":{self.first_us},"lt":{self.last_us}}}'
+        )
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> Bar:
+        """Parse a member written by ``encode``."""
+        obj = json.loads(raw)
+        return cls(
+            open_time=int(obj["t"]),
+            first_us=int(obj["ft"]),
+            last_us=int(obj["lt"]),
+            open=Decimal(obj["o"]),
+            high=Decimal(obj["h"]),
+            low=Decimal(obj["l"]),
+            close=Decimal(obj["c"]),
+            volume=Decimal(obj["v"]),
+            count=int(obj["n"]),
+        )
+
+
+@dataclass(slots=True)
+class Series:
+    """The bars of one sorted set, with its retention rule.
+
+    Retention is either the ``limit`` latest bars (candles) or the bars that opened less
+    than ``span_ms`` before the latest one (the 24 h window). Both only ever drop the
+    oldest bars, so applying ticks one by one or a batch at a time gives the same result.
+    """
+
+    width_ms: int
+    limit: int | None = None
+    span_ms: int | None = None
+    bars: dict[int, Bar] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
+
+    @property
+    def latest(self) -> int | None:
+        """Open time of the newest bar, if any."""
+        return self.order[-1] if self.order else None
+
+    def load(self, bars: list[Bar]) -> None:
+        """Replace the content with stored bars."""
+        self.bars = {b.open_time: b for b in bars}
+        self.order = sorted(self.bars)
+        self.touched = set()
+
+    def kept(self, open_time: int) -> bool:
+        """Whether a bar opening at ``open_time`` is (or would be) retained."""
+        latest = self.latest
+        if latest is None or open_time > latest:
+            return True
+        if self.span_ms is not None and open_time <= latest - self.span_ms:
+            return False
+        # Bars newer than this one: while fewer than `limit`, it is among the latest.
+        return self.limit is None or len(self.order) - bisect_right(self.order, open_time) < (
+            self.limit
+        )
+
+    def add(self, us: int, price: Decimal, qty: Decimal) -> tuple[bool, int | None]:
+        """Fold a trade in: (applied, open time of the bar it closed or None)."""
+        ms = us // 1000
+        open_time = ms - ms % self.width_ms
+        bar = self.bars.get(open_time)
+        if not self.kept(open_time):
+            return False, None
+        closed = None
+        if bar is None:
+            latest = self.latest
+            self.bars[open_time] = Bar.first(open_time, us, price, qty)
+            if latest is None or open_time > latest:
+                self.order.append(open_time)
+                closed = latest
+            else:
+                insort(self.order, open_time)
+        else:
+            bar.add(us, price, qty)
+        self.touched.add(open_time)
+        return True, closed
+
+    def trim(self) -> int:
+        """Drop bars outside the retention; return the oldest open time still kept."""
+        start = 0
+        if self.limit is not None and len(self.order) > self.limit:
+            start = len(self.order) - self.limit
+        if self.span_ms is not None and self.order:
+            floor = self.order[-1] - self.span_ms
+            start = max(start, bisect_right(self.order, floor))
+        for open_time in self.order[:start]:
+            del self.bars[open_time]
+            self.touched.discard(open_time)
+        del self.order[:start]
+        return self.order[0] if self.order else 0
+
+    def take_touched(self) -> list[Bar]:
+        """The bars changed since the last call, oldest first; clears the change set."""
+        changed = [self.bars[t] for t in sorted(self.touched)]
+        self.touched = set()
+        return changed

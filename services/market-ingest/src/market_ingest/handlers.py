@@ -1,0 +1,125 @@
+"""What market-ingest consumes and produces.
+
+Consumes ``market.tick.<symbol>`` (durable ``market-ingest`` on MARKET) into Redis and
+publishes ``market.candle.<interval>.<symbol>`` to MARKET when a candle closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import nats.errors
+
+from fleet_events import MARKET_STREAM, MarketTick
+from fleet_runtime.consume import Subscription
+from fleet_runtime.delivery import Batch
+from fleet_runtime.errors import EventRejected, StoreUnavailable
+from fleet_runtime.logs import get_logger
+from fleet_runtime.publisher import PublishFailed
+from market_ingest.logic import OutboxEntry, SeqTick, SymbolWrite
+from market_ingest.metrics import MarketIngestMetrics
+
+DURABLE = "market-ingest"
+_SYMBOL_TOKEN = 2  # market.tick.<symbol>[.<partition>]
+
+log = get_logger("market_ingest.handlers")
+
+
+class MarketStore(Protocol):
+    """The store port the handler writes through."""
+
+    async def apply(self, ticks: Mapping[str, Sequence[SeqTick]]) -> list[SymbolWrite]:
+        """Apply each symbol's ticks atomically with its checkpoint."""
+        ...
+
+    async def outbox(self) -> list[OutboxEntry]:
+        """Queued candle events."""
+        ...
+
+    async def outbox_done(self, entries: Sequence[OutboxEntry]) -> None:
+        """Forget published candle events."""
+        ...
+
+
+class RawPublisher(Protocol):
+    """Publishes pre-encoded bytes under a JetStream message id."""
+
+    async def publish_raw(self, subject: str, data: bytes, msg_id: str) -> object:
+        """Store ``data`` on ``subject``; the stream drops a repeated ``msg_id``."""
+        ...
+
+
+def ticks_by_symbol(batch: Batch[MarketTick]) -> dict[str, list[SeqTick]]:
+    """Group a batch per symbol, in stream order; a symbol unlike its subject is rejected.
+
+    Raises ``EventRejected`` for the first such tick, before anything is written.
+    """
+    groups: dict[str, list[SeqTick]] = {}
+    for d in batch:
+        tick: MarketTick = d.data
+        tokens = d.subject.split(".")
+        token = tokens[_SYMBOL_TOKEN] if len(tokens) > _SYMBOL_TOKEN else ""
+        if token != tick.symbol:
+            raise EventRejected(
+                d.event.id,
+                f"symbol {tick.symbol!r} does not match the subject {d.subject!r} "
+                f"(market.tick.<symbol>)",
+            )
+        groups.setdefault(tick.symbol, []).append(SeqTick(d.stream_seq, d.event.id, tick))
+    return groups
+
+
+class TickHandler:
+    """Applies tick batches to the store, then publishes the candles they closed."""
+
+    def __init__(
+        self, store: MarketStore, publisher: RawPublisher, metrics: MarketIngestMetrics
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._metrics = metrics
+        self._unpublished: list[OutboxEntry] = []
+
+    def subscription(self) -> Subscription:
+        """The durable consumer this handler serves."""
+        return Subscription(MARKET_STREAM, DURABLE, self.on_ticks, accepts=(MarketTick,))
+
+    async def recover(self) -> None:
+        """Publish the candles a previous run stored but did not confirm published."""
+        self._unpublished = await self._store.outbox()
+        if self._unpublished:
+            log.info("candle_outbox_recovered", count=len(self._unpublished))
+        await self._publish_outbox()
+
+    async def on_ticks(self, batch: Batch[MarketTick]) -> None:
+        """Apply one batch: Redis first (atomic per symbol), then the candle events."""
+        groups = ticks_by_symbol(batch)
+        writes = await self._store.apply(groups)
+        for w in writes:
+            self._metrics.applied.inc(w.applied)
+            if w.duplicates:
+                self._metrics.duplicates.inc(w.duplicates)
+            for scope, n in w.late_skipped.items():
+                self._metrics.late_skipped.labels(scope).inc(n)
+                log.info("late_ticks_skipped", symbol=w.symbol, scope=scope, count=n)
+            self._unpublished += [OutboxEntry.of(e) for e in w.closed]
+        await self._publish_outbox()
+
+    async def _publish_outbox(self) -> None:
+        """Publish queued candles; each is forgotten only once the stream has stored it."""
+        if not self._unpublished:
+            return
+        published: list[OutboxEntry] = []
+        try:
+            for entry in self._unpublished:
+                await self._publisher.publish_raw(entry.subject, entry.data, entry.event_id)
+                published.append(entry)
+                self._metrics.candles_published.labels(entry.subject.split(".")[2]).inc()
+        except (PublishFailed, nats.errors.Error) as exc:
+            # The candles stay queued in Redis and in memory; the runtime retries the batch
+            # (its ticks are already applied and skip) and this publishes them again.
+            raise StoreUnavailable(f"publishing closed candles: {exc}") from exc
+        finally:
+            self._unpublished = self._unpublished[len(published) :]
+            await self._store.outbox_done(published)

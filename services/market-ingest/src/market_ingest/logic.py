@@ -1,0 +1,304 @@
+"""Pure market-ingest rules: ticks in, the new per-symbol state and what to write out.
+
+No I/O. ``apply_ticks`` folds a symbol's ticks (in stream order) into its ``SymbolState``
+and returns a ``SymbolWrite``: the changed bars, the ticker fields, the price messages and
+the candle events of the candles the ticks closed. The store writes that atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import NamedTuple
+from uuid import UUID, uuid5
+
+from fleet_events import (
+    CandleInterval,
+    Event,
+    MarketCandle,
+    MarketTick,
+    encode,
+    event_class,
+    subject_for,
+)
+from market_ingest.bars import Bar, Series, dec, epoch_us, from_epoch_us, iso_us
+
+SOURCE = "market-ingest"
+WINDOW = timedelta(hours=24)
+WINDOW_SCOPE = "24h"
+"""Label of the 24 h window in the late-tick counts (candle intervals use their name)."""
+
+_MINUTE_MS = 60_000
+_PCT = Decimal("0.0001")
+_HUNDRED = Decimal(100)
+# Fixed namespace: a candle's event id depends only on (symbol, interval, open time).
+CANDLE_ID_NAMESPACE = uuid5(UUID(int=0), "tradefleet:market.candle")
+
+
+class SeqTick(NamedTuple):
+    """A tick with its stream sequence and event id."""
+
+    seq: int
+    event_id: UUID
+    tick: MarketTick
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The settings that shape the state: intervals, retention, price throttle."""
+
+    intervals: tuple[CandleInterval, ...]
+    candles_kept: int
+    price_min_interval_ms: int = 0
+
+
+def _ms(delta: timedelta) -> int:
+    return delta // timedelta(milliseconds=1)
+
+
+def window_series() -> Series:
+    """The 24 h window: one-minute buckets opened less than 24 h before the newest."""
+    return Series(width_ms=_MINUTE_MS, span_ms=_ms(WINDOW))
+
+
+def candle_series(interval: CandleInterval, kept: int) -> Series:
+    """The candles of one interval, the ``kept`` latest."""
+    return Series(width_ms=_ms(interval.duration), limit=kept)
+
+
+@dataclass(frozen=True, slots=True)
+class LastTrade:
+    """The newest trade by time (the last in stream order among equal times)."""
+
+    us: int
+    price: Decimal
+    quantity: Decimal
+
+
+@dataclass
+class SymbolState:
+    """Everything stored for one symbol, as of stream sequence ``seq`` (0: nothing yet).
+
+    ``gen`` names the lineage of the stored state: a new one is drawn whenever the state
+    starts from nothing, so a writer holding a state of another lineage (before a wipe or
+    a rebuild switch-over) is told apart even at an equal sequence.
+    """
+
+    symbol: str
+    seq: int
+    gen: str
+    window: Series
+    candles: dict[CandleInterval, Series]
+    last: LastTrade | None = None
+    last_price_sent_us: int | None = None
+
+    @classmethod
+    def empty(cls, symbol: str, rules: Rules, gen: str) -> SymbolState:
+        """A symbol never seen."""
+        return cls(
+            symbol=symbol,
+            seq=0,
+            gen=gen,
+            window=window_series(),
+            candles={i: candle_series(i, rules.candles_kept) for i in rules.intervals},
+        )
+
+    @property
+    def token(self) -> str:
+        """The stored checkpoint this state corresponds to (``""`` when none is stored)."""
+        return f"{self.seq}:{self.gen}" if self.seq else ""
+
+
+@dataclass(frozen=True)
+class SeriesWrite:
+    """Bars to (re)write in one sorted set and the oldest open time it keeps."""
+
+    bars: list[Bar]
+    keep_from: int
+
+
+@dataclass
+class SymbolWrite:
+    """What one symbol's batch changes, for the store to write in one atomic step."""
+
+    symbol: str
+    expect: str
+    seq: int
+    gen: str
+    ticker: dict[str, str]
+    window: SeriesWrite
+    candles: dict[CandleInterval, SeriesWrite]
+    prices: list[str]
+    closed: list[Event[MarketCandle]]
+    applied: int = 0
+    duplicates: int = 0
+    late_skipped: Counter[str] = field(default_factory=Counter)
+
+
+def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> SymbolWrite:
+    """Fold ``ticks`` (one symbol, stream order) into ``state`` and say what to write.
+
+    Ticks at or below the state's sequence were applied before and change nothing. A
+    tick older than its bar's retention is skipped for that series and counted.
+    ``state`` is changed in place: on a failed write the caller must drop it.
+    """
+    expect = state.token
+    write = SymbolWrite(
+        symbol=state.symbol,
+        expect=expect,
+        seq=state.seq,
+        gen=state.gen,
+        ticker={},
+        window=SeriesWrite([], 0),
+        candles={},
+        prices=[],
+        closed=[],
+    )
+    closing: list[tuple[CandleInterval, int, UUID]] = []
+    throttle_us = rules.price_min_interval_ms * 1000
+    for seq, event_id, tick in ticks:
+        if seq <= state.seq:
+            write.duplicates += 1
+            continue
+        state.seq = seq
+        write.applied += 1
+        us = epoch_us(tick.timestamp)
+        price, qty = tick.price, tick.quantity
+        if state.last is None or us >= state.last.us:
+            state.last = LastTrade(us, price, qty)
+        if not state.window.add(us, price, qty)[0]:
+            write.late_skipped[WINDOW_SCOPE] += 1
+        for interval, series in state.candles.items():
+            applied, closed = series.add(us, price, qty)
+            if not applied:
+                write.late_skipped[interval.value] += 1
+            elif closed is not None:
+                closing.append((interval, closed, event_id))
+        sent = state.last_price_sent_us
+        if throttle_us == 0 or sent is None or us - sent >= throttle_us:
+            state.last_price_sent_us = us
+            write.prices.append(price_message(tick, seq))
+    write.seq = state.seq
+    keep_from = state.window.trim()
+    write.window = SeriesWrite(state.window.take_touched(), keep_from)
+    for interval, series in state.candles.items():
+        keep_from = series.trim()
+        write.candles[interval] = SeriesWrite(series.take_touched(), keep_from)
+    if write.applied:
+        write.ticker = ticker_fields(state)
+    for interval, open_time, cause in closing:
+        bar = state.candles[interval].bars.get(open_time)
+        if bar is not None:
+            write.closed.append(candle_event(state.symbol, interval, bar, cause))
+    return write
+
+
+def price_message(tick: MarketTick, seq: int) -> str:
+    """The ``prices:{symbol}`` pub/sub message of one tick (JSON, decimals as strings)."""
+    return json.dumps(
+        {
+            "symbol": tick.symbol,
+            "price": dec(tick.price),
+            "quantity": dec(tick.quantity),
+            "time": iso_us(epoch_us(tick.timestamp)),
+            "seq": seq,
+        },
+        separators=(",", ":"),
+    )
+
+
+def ticker_fields(state: SymbolState) -> dict[str, str]:
+    """The ``market:ticker:{symbol}`` hash (without ``updated_at``) from the state.
+
+    The 24 h figures cover the one-minute buckets of the window: from the bucket opened
+    1439 minutes before the newest trade's minute up to that trade.
+    """
+    assert state.last is not None
+    bars = [state.window.bars[t] for t in state.window.order]
+    first = bars[0]
+    high, low, volume, count = first.high, first.low, Decimal(0), 0
+    for bar in bars:
+        high = max(high, bar.high)
+        low = min(low, bar.low)
+        volume += bar.volume
+        count += bar.count
+    change = state.last.price - first.open
+    pct = (change * _HUNDRED / first.open).quantize(_PCT)
+    return {
+        "symbol": state.symbol,
+        "price": dec(state.last.price),
+        "quantity": dec(state.last.quantity),
+        "trade_time": iso_us(state.last.us),
+        "open_24h": dec(first.open),
+        "high_24h": dec(high),
+        "low_24h": dec(low),
+        "volume_24h": dec(volume),
+        "trade_count_24h": str(count),
+        "change_24h": dec(change),
+        "change_pct_24h": dec(pct),
+        "window_start": iso_us(first.open_time * 1000),
+    }
+
+
+def candle_event_id(symbol: str, interval: CandleInterval, open_time_ms: int) -> UUID:
+    """Deterministic event id of a closed candle: the same for every replay or retry."""
+    return uuid5(CANDLE_ID_NAMESPACE, f"{symbol}|{interval.value}|{open_time_ms}")
+
+
+def candle_event(
+    symbol: str, interval: CandleInterval, bar: Bar, cause: UUID
+) -> Event[MarketCandle]:
+    """The ``market.candle`` event of a closed bar; its time is the candle's close time."""
+    open_time = from_epoch_us(bar.open_time * 1000)
+    close_time = open_time + interval.duration
+    candle = MarketCandle(
+        symbol=symbol,
+        interval=interval,
+        open_time=open_time,
+        close_time=close_time,
+        open=bar.open,
+        high=bar.high,
+        low=bar.low,
+        close=bar.close,
+        volume=bar.volume,
+        trade_count=bar.count,
+    )
+    return event_class(MarketCandle)(
+        id=candle_event_id(symbol, interval, bar.open_time),
+        type=MarketCandle.event_type,
+        schema_version=MarketCandle.schema_version,
+        source=SOURCE,
+        time=close_time,
+        key=symbol,
+        causation_id=cause,
+        data=candle,
+    )
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A closed-candle event waiting to be published: stored with the state that made it."""
+
+    symbol: str
+    event_id: str
+    subject: str
+    data: bytes
+
+    @classmethod
+    def of(cls, event: Event[MarketCandle]) -> OutboxEntry:
+        """The outbox form of a candle event."""
+        return cls(event.data.symbol, str(event.id), subject_for(event), encode(event))
+
+    def packed(self) -> str:
+        """Stored value: subject, newline, the encoded event."""
+        return f"{self.subject}\n{self.data.decode()}"
+
+    @classmethod
+    def unpack(cls, symbol: str, event_id: str, packed: bytes) -> OutboxEntry:
+        """Read a stored value back."""
+        subject, _, data = packed.partition(b"\n")
+        return cls(symbol, event_id, subject.decode(), data)

@@ -1,0 +1,129 @@
+"""Crashes: kill -9 of the worker process mid-stream, and a crash between the Redis commit
+and the candle publish."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import nats
+from redis.asyncio import Redis
+
+from fleet_events import CandleInterval
+from fleet_runtime.publisher import EventPublisher
+from fleet_testing import Fleet
+from market_ingest.bars import epoch_us
+from market_ingest.handlers import TickHandler
+from market_ingest.logic import candle_event_id
+from market_ingest.metrics import MarketIngestMetrics
+from market_ingest.store import Keys
+
+from .conftest import T0, by_symbol, generate_ticks, make_store, seq_ticks, start_servers, tick
+from .test_worker import (
+    KEPT,
+    LIVE,
+    assert_matches_model,
+    candle_messages,
+    closed_candles,
+    publish,
+    wait_applied,
+    wait_until,
+)
+
+
+async def spawn(fleet: Fleet, log: Path) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "MARKET_INGEST_NATS_URL": fleet.nats.url,
+        "MARKET_INGEST_REDIS_URL": fleet.redis.url,
+        "MARKET_INGEST_CANDLES_KEPT": str(KEPT),
+        "MARKET_INGEST_LOG_FORMAT": "json",
+    }
+    out = log.open("ab")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "market_ingest", env=env, stdout=out, stderr=out
+    )
+
+
+async def test_kill_9_mid_stream_then_restart_gives_exact_volumes(
+    isolated_fleet: Fleet, tmp_path: Path
+) -> None:
+    await start_servers(isolated_fleet)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    redis = Redis.from_url(isolated_fleet.redis.url)
+    events = generate_ticks(seed=41, n=20_000)
+    log = tmp_path / "worker.log"
+    proc = await spawn(isolated_fleet, log)
+    try:
+        publishing = asyncio.create_task(publish(js, events))
+
+        async def some_applied() -> bool:
+            got = await redis.hget(LIVE.seq("BTCUSDT"), "seq")
+            return got is not None and int(got) > 3000
+
+        await wait_until(some_applied, 60, "the worker to apply ticks")
+        proc.send_signal(signal.SIGKILL)
+        assert await proc.wait() == -signal.SIGKILL
+        ticks = await publishing
+        applied_at_kill = int(await redis.hget(LIVE.seq("BTCUSDT"), "seq"))
+        assert applied_at_kill < ticks[-1].seq
+
+        proc = await spawn(isolated_fleet, log)
+        await wait_applied(redis, ticks, within_s=120)
+        await assert_matches_model(redis, ticks)
+        expected = closed_candles(ticks)
+        await wait_until(lambda: _is(candle_messages(js), expected), 30, "candle events")
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+        await nc.close()
+        await redis.aclose()
+
+
+async def _is(value: object, expected: int) -> bool:
+    return bool(await value == expected)  # type: ignore[misc]
+
+
+async def test_candles_committed_but_not_published_go_out_once_on_recovery(
+    isolated_fleet: Fleet,
+) -> None:
+    await start_servers(isolated_fleet)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    redis = Redis.from_url(isolated_fleet.redis.url)
+    try:
+        s = "BTCUSDT"
+        events = [tick(s, T0 + timedelta(seconds=sec), "10") for sec in (0, 61, 122)]
+        # The worker committed the batch and died before publishing: the outbox holds them.
+        await make_store(redis, LIVE).apply(by_symbol(seq_ticks(events)))
+        for _ in range(2):  # two restarts: the second finds nothing left to publish
+            metrics = MarketIngestMetrics()
+            handler = TickHandler(make_store(redis, LIVE), EventPublisher(js), metrics)
+            await handler.recover()
+        assert await candle_messages(js) == 2
+        m0 = epoch_us(T0) // 1000
+        ids = set()
+        for seq in (1, 2):
+            msg = await js.get_msg("MARKET", seq)
+            ids.add((msg.subject, (msg.headers or {})["Nats-Msg-Id"]))
+        assert ids == {
+            ("market.candle.1m.BTCUSDT", str(candle_event_id(s, i, m0 + n * 60_000)))
+            for i, n in ((CandleInterval.M1, 0), (CandleInterval.M1, 1))
+        }
+        assert await redis.hlen(Keys().outbox(s)) == 0
+        # A replay of the same ticks into a cleared Redis re-queues the same ids: the
+        # stream's duplicate window drops them.
+        await redis.flushdb()
+        await make_store(redis, LIVE).apply(by_symbol(seq_ticks(events)))
+        handler = TickHandler(make_store(redis, LIVE), EventPublisher(js), MarketIngestMetrics())
+        await handler.recover()
+        assert await candle_messages(js) == 2
+    finally:
+        await nc.close()
+        await redis.aclose()

@@ -1,0 +1,70 @@
+"""Pure rules: bars, retention, duplicates, late ticks, price throttle, candle events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from fleet_events import CandleInterval, decode, encode
+from market_ingest.bars import Bar, Series, epoch_us
+from market_ingest.logic import Rules, SymbolState, apply_ticks, candle_event_id
+
+from .conftest import T0, seq_ticks, tick
+
+RULES = Rules((CandleInterval.M1, CandleInterval.H1), candles_kept=3)
+
+
+def test_bar_open_is_earliest_and_close_latest_with_ties_in_stream_order() -> None:
+    bar = Bar.first(0, 100, Decimal("10"), Decimal("1"))
+    bar.add(100, Decimal("11"), Decimal("1"))  # same time, later: new close, not new open
+    bar.add(50, Decimal("9"), Decimal("2"))  # earlier: new open
+    assert (bar.open, bar.close, bar.high, bar.low) == (
+        Decimal("9"),
+        Decimal("11"),
+        Decimal("11"),
+        Decimal("9"),
+    )
+    assert (bar.volume, bar.count) == (Decimal("4"), 3)
+    assert Bar.decode(bar.encode()) == bar
+
+
+def test_series_keeps_the_latest_bars_and_refuses_older_ones() -> None:
+    s = Series(width_ms=60_000, limit=2)
+    for minute in (0, 1, 3):
+        assert s.add(minute * 60_000_000, Decimal(1), Decimal(1))[0]
+    # Minute 2 is still among the 2 latest (3 is newer); minute 0 no longer is.
+    assert s.add(2 * 60_000_000, Decimal(1), Decimal(1)) == (True, None)
+    assert s.add(0, Decimal(1), Decimal(1)) == (False, None)
+    assert s.trim() == 2 * 60_000
+    assert s.order == [120_000, 180_000]
+
+
+def test_duplicates_change_nothing_and_closes_are_reported() -> None:
+    state = SymbolState.empty("BTCUSDT", RULES, "g")
+    events = [tick("BTCUSDT", T0 + timedelta(seconds=s), str(100 + s)) for s in (0, 30, 61, 125)]
+    ticks = seq_ticks(events)
+    first = apply_ticks(state, ticks[:3], RULES)
+    again = apply_ticks(state, ticks, RULES)
+    assert (first.applied, again.applied, again.duplicates) == (3, 1, 3)
+    assert [(e.data.interval, e.data.open_time) for e in first.closed] == [(CandleInterval.M1, T0)]
+    assert [(e.data.interval, e.data.open_time) for e in again.closed] == [
+        (CandleInterval.M1, T0 + timedelta(minutes=1))
+    ]
+    closed = first.closed[0]
+    assert closed.id == candle_event_id("BTCUSDT", CandleInterval.M1, epoch_us(T0) // 1000)
+    assert (closed.data.open, closed.data.close, closed.data.volume) == (
+        Decimal("100"),
+        Decimal("130"),
+        Decimal("2"),
+    )
+    assert decode(encode(closed)) == closed
+    assert state.seq == 4
+
+
+def test_price_messages_are_throttled_in_tick_time() -> None:
+    rules = Rules((CandleInterval.M1,), candles_kept=5, price_min_interval_ms=1000)
+    state = SymbolState.empty("ETHUSDT", rules, "g")
+    offsets_ms = (0, 300, 999, 1000, 1500, 2100)
+    events = [tick("ETHUSDT", T0 + timedelta(milliseconds=ms), "10") for ms in offsets_ms]
+    write = apply_ticks(state, seq_ticks(events), rules)
+    assert [m.split('"seq":')[1] for m in write.prices] == ["1}", "4}", "6}"]
