@@ -1,0 +1,1 @@
+"""Tradefleet benchmark harness: workers against the physical limit and a naive baseline."""

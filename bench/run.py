@@ -1,0 +1,232 @@
+"""`./fleetw bench`: every worker against the limit and the naive baseline, in one run.
+
+Each repetition starts fresh servers, loads the same events, measures the limit (raw
+consume+ack and raw store writes), the worker end to end, and the naive baseline; the
+report quotes medians over repetitions and the ratios between figures of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import limits, naive, stores
+from bench.report import write_report
+from bench.workers import measure_worker
+from bench.workloads import Workload, market_ticks, trade_fills
+from fleet_runtime.topology import apply, load_topology
+from fleet_runtime.worker import connect_nats
+from fleet_runtime.workers import discover_workers
+from fleet_testing import Fleet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Target:
+    """How one worker is benchmarked."""
+
+    worker: str
+    stream: str
+    filter_subject: str
+    kinds: tuple[str, ...]
+    workload: Callable[[int, int], Workload]
+    naive: Callable[[str, str, int], Awaitable[float]]
+    naive_store: str
+
+
+TARGETS = [
+    Target(
+        "trade-recorder",
+        "TRADES",
+        "trade.>",
+        ("nats", "postgres"),
+        trade_fills,
+        naive.trades_insert_each,
+        "postgres",
+    ),
+    Target(
+        "market-ingest",
+        "MARKET",
+        "market.tick.>",
+        ("nats", "redis"),
+        market_ticks,
+        naive.ticks_hset_each,
+        "redis",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each measurement handles (quick mode shrinks all of them)."""
+
+    events: int
+    naive_events: int
+    latency_seconds: int
+    latency_rate: int
+    reps: int
+
+
+FULL = Sizes(events=200_000, naive_events=20_000, latency_seconds=10, latency_rate=1000, reps=3)
+QUICK = Sizes(events=20_000, naive_events=3_000, latency_seconds=3, latency_rate=1000, reps=1)
+
+
+def _store_url(fleet: Fleet, kind: str) -> str:
+    return fleet.postgres.dsn() if kind == "postgres" else fleet.server(kind).url
+
+
+async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    workload = target.workload(sizes.events, rep + 1)
+    latency_load = target.workload(sizes.latency_seconds * sizes.latency_rate, 1000 + rep)
+    with Fleet(Path(tempfile.mkdtemp(prefix="fleet-bench-"))) as fleet:
+        fleet.start(*target.kinds)
+        fleet_env = fleet.env()
+        nc = await connect_nats(fleet.nats.url, "bench")
+        js = nc.jetstream()
+        await apply(js, load_topology(ROOT / "streams.yaml"))
+        await limits.load_stream(nc, js, workload)
+        n = len(workload)
+        figures["fetch_ack_each"] = await limits.fetch_loop(nc, js, target.stream, n)
+        figures["callback_pull_ack_each"] = await limits.callback_pull(
+            nc, js, target.stream, n, ack_all=False
+        )
+        figures["callback_pull_ack_all"] = await limits.callback_pull(
+            nc, js, target.stream, n, ack_all=True
+        )
+        figures["ordered_push"] = await limits.ordered_push(
+            nc, js, target.stream, target.filter_subject, n
+        )
+        figures["limit"] = max(figures["callback_pull_ack_each"], figures["callback_pull_ack_all"])
+        store_url = _store_url(fleet, target.naive_store)
+        if target.naive_store == "postgres":
+            figures["store_raw"] = await stores.postgres_copy(store_url, min(n, 100_000))
+        else:
+            figures["store_raw"] = await stores.redis_pipeline(store_url, min(n, 100_000))
+        spec = discover_workers()[target.worker]
+        if spec.implemented:
+            run = await measure_worker(
+                spec,
+                fleet_env,
+                js,
+                stream=target.stream,
+                durable=target.worker,
+                backlog=n,
+                latency_load=latency_load,
+                latency_rate=sizes.latency_rate,
+                streams_file=ROOT / "streams.yaml",
+                log_path=logs / f"{target.worker}.log",
+            )
+            figures["worker"] = asdict(run)
+        figures["naive"] = await target.naive(fleet.nats.url, store_url, sizes.naive_events)
+        await nc.drain()
+    return figures
+
+
+def _median(reps: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in reps if key in r]
+    return statistics.median(values) if values else None
+
+
+def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = (
+        "fetch_ack_each",
+        "callback_pull_ack_each",
+        "callback_pull_ack_all",
+        "ordered_push",
+        "limit",
+        "store_raw",
+        "naive",
+    )
+    out: dict[str, Any] = {k: _median(reps, k) for k in keys}
+    workers = [r["worker"] for r in reps if "worker" in r]
+    if workers:
+        out["worker"] = statistics.median(w["events_per_s"] for w in workers)
+        out["peak_rss_mb"] = max(w["peak_rss_mb"] for w in workers)
+        lat = [w["latency_ms"] for w in workers if w["latency_ms"]]
+        if lat:
+            out["latency_ms"] = {
+                k: statistics.median(x[k] for x in lat) for k in ("p50", "p99", "max")
+            }
+        # Ratios per repetition (same run, same data), then their median.
+        out["worker_over_limit"] = statistics.median(
+            r["worker"]["events_per_s"] / r["limit"] for r in reps if "worker" in r
+        )
+        out["worker_over_naive"] = statistics.median(
+            r["worker"]["events_per_s"] / r["naive"] for r in reps if "worker" in r
+        )
+        out["worker_over_fetch"] = statistics.median(
+            r["worker"]["events_per_s"] / r["fetch_ack_each"] for r in reps if "worker" in r
+        )
+    else:
+        out["worker"] = None
+    out["implemented"] = bool(workers)
+    return out
+
+
+async def main_async(sizes: Sizes, only: list[str], out_dir: Path) -> Path:
+    started = time.monotonic()
+    logs = Path(tempfile.mkdtemp(prefix="fleet-bench-logs-"))
+    results: dict[str, Any] = {}
+    for target in TARGETS:
+        if only and target.worker not in only:
+            continue
+        reps = []
+        for rep in range(sizes.reps):
+            print(f"[bench] {target.worker}: repetition {rep + 1}/{sizes.reps}", flush=True)
+            reps.append(await _one_rep(target, sizes, rep, logs))
+        results[target.worker] = {"summary": _summarise(target, reps), "repetitions": reps}
+    doc = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpus": _cpus(),
+            "memory_gib": _mem_gib(),
+        },
+        "sizes": asdict(sizes),
+        "seconds": round(time.monotonic() - started, 1),
+        "results": results,
+        "worker_logs": str(logs),
+    }
+    return write_report(doc, out_dir)
+
+
+def _cpus() -> int:
+    import os  # noqa: PLC0415
+
+    return os.cpu_count() or 0
+
+
+def _mem_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="fleetw bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run, about a minute")
+    parser.add_argument("--only", action="append", default=[], help="worker to measure")
+    parser.add_argument("--out", type=Path, default=None, help="results directory")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    out = args.out or (ROOT / "bench" / "results" / ("quick" if args.quick else "latest"))
+    path = asyncio.run(main_async(sizes, args.only, out))
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""A worker measured end to end: a real process, real servers, published → committed → acked.
+
+Commits are observed from the server side only (the consumer's ack floor), so every
+worker is measured the same way whatever its store: a worker acks after it commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import signal
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from nats.js.client import JetStreamContext
+
+from bench.workloads import Workload
+from fleet_runtime.dev import spawn_worker, worker_env
+from fleet_runtime.workers import WorkerSpec
+
+
+@dataclass
+class WorkerRun:
+    """What one worker run measured."""
+
+    events_per_s: float
+    latency_ms: dict[str, float]
+    peak_rss_mb: float
+    events: int
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def _ack_floor(js: JetStreamContext, stream: str, durable: str) -> tuple[int, int, int]:
+    info = await js.consumer_info(stream, durable)
+    return info.ack_floor.consumer_seq, info.ack_floor.stream_seq, info.num_pending or 0
+
+
+async def measure_worker(
+    spec: WorkerSpec,
+    fleet_env: Mapping[str, str],
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    backlog: int,
+    latency_load: Workload,
+    latency_rate: int,
+    streams_file: Path,
+    log_path: Path,
+) -> WorkerRun:
+    """Drain ``backlog`` stored events, then offer ``latency_load`` at ``latency_rate``/s."""
+    env = await worker_env(spec, fleet_env, streams_file)
+    with log_path.open("ab") as log_file:
+        proc = await spawn_worker(spec.name, env, log_file)
+        try:
+            rate = await _drain_rate(js, stream, durable, backlog, proc)
+            latency = await _latency(js, stream, durable, latency_load, latency_rate, proc)
+            rss = _peak_rss_mb(proc.pid)
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:
+                    proc.kill()
+    return WorkerRun(events_per_s=rate, latency_ms=latency, peak_rss_mb=rss, events=backlog)
+
+
+async def _drain_rate(
+    js: JetStreamContext, stream: str, durable: str, backlog: int, proc: asyncio.subprocess.Process
+) -> float:
+    deadline = time.monotonic() + 600
+    first: tuple[float, int] | None = None
+    while True:
+        if proc.returncode is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode} (see its log)")
+        if time.monotonic() > deadline:
+            raise RuntimeError("worker did not drain its backlog in 600 s")
+        try:
+            acked, _, _ = await _ack_floor(js, stream, durable)
+        except Exception:
+            await asyncio.sleep(0.01)
+            continue
+        now = time.perf_counter()
+        if first is None and acked > 0:
+            # Timing starts at the first commit: process start-up is not throughput.
+            first = (now, acked)
+        if acked >= backlog:
+            assert first is not None
+            return (acked - first[1]) / max(now - first[0], 1e-9)
+        await asyncio.sleep(0.01)
+
+
+async def _latency(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    load: Workload,
+    rate: int,
+    proc: asyncio.subprocess.Process,
+) -> dict[str, float]:
+    """Publish at ``rate``/s; a message's latency = first poll seeing it acked - publish time."""
+    floors: list[tuple[float, int]] = []
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        while not done.is_set():
+            _, stream_floor, _ = await _ack_floor(js, stream, durable)
+            floors.append((time.perf_counter(), stream_floor))
+            await asyncio.sleep(0.002)
+
+    poller = asyncio.create_task(poll())
+    sent: list[tuple[float, asyncio.Future[object]]] = []
+    started = time.perf_counter()
+    for i, (subject, data, msg_id) in enumerate(load.messages):
+        target = started + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        fut = await js.publish_async(subject, data, headers={"Nats-Msg-Id": msg_id})
+        sent.append((time.perf_counter(), fut))
+    seqs = [((await fut).seq, t) for t, fut in sent]  # type: ignore[attr-defined]
+    last_seq = max(s for s, _ in seqs)
+    deadline = time.monotonic() + 60
+    while (not floors or floors[-1][1] < last_seq) and time.monotonic() < deadline:
+        if proc.returncode is not None:
+            break
+        await asyncio.sleep(0.01)
+    done.set()
+    await poller
+    floor_seqs = [f for _, f in floors]
+    lat = []
+    for seq, published_at in seqs:
+        idx = bisect.bisect_left(floor_seqs, seq)
+        if idx < len(floors):
+            lat.append((floors[idx][0] - published_at) * 1000)
+    lat.sort()
+    if not lat:
+        return {}
+    return {
+        "p50": statistics.median(lat),
+        "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+        "max": lat[-1],
+        "rate": float(rate),
+        "count": float(len(lat)),
+    }
