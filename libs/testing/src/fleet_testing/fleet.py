@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
+from fleet_testing.docker_backend import BACKEND_VAR, start_container
 from fleet_testing.errors import LauncherConfigError
 from fleet_testing.servers import (
     SERVER_CLASSES,
@@ -190,6 +191,8 @@ class Fleet:
             return existing
         cls = SERVER_CLASSES[kind]
         url = self._environ.get(kind.env_var, "").strip()
+        if self.use_external and not url and self._environ.get(BACKEND_VAR) == "docker":
+            url = start_container(kind, lambda u: cls.external(u).start())
         if self.use_external and url:
             server = cls.external(url)
         else:
