@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,7 +29,6 @@ from fleet_runtime.delivery import Batch, Delivery
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CHECKPOINT = "bot-lifecycle"
-POLL_S = 0.05
 
 
 @pytest.fixture
@@ -158,16 +155,3 @@ class Sequencer:
 def stream() -> Sequencer:
     """A fresh stream sequence for building batches."""
     return Sequencer()
-
-
-async def wait_until(probe: Callable[[], Awaitable[object]], within_s: float, what: str) -> None:
-    """Return once ``await probe()`` is truthy; fail naming ``what`` after ``within_s``."""
-    deadline = time.monotonic() + within_s
-    last: object = None
-    while True:
-        last = await probe()
-        if last:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s}s waiting for {what} (last {last!r})")
-        await asyncio.sleep(POLL_S)

@@ -18,9 +18,9 @@ from fleet_runtime.deadletter import DeadLetter
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
+from fleet_testing.waiting import wait_until
 
 from .conftest import BotEvents as E
-from .conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 BOTS = 300

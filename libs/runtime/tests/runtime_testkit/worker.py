@@ -26,9 +26,9 @@ from fleet_runtime.logs import configure_logging
 from fleet_runtime.settings import WorkerSettings
 from fleet_runtime.topology import apply, parse_topology
 from fleet_runtime.worker import serve
+from fleet_testing.waiting import wait_until
 
 from .store import PgTestStore
-from .waiting import wait_until
 
 WORKER = "rt-test"
 TOPOLOGY = Path(__file__).with_name("topology.yaml")

@@ -17,10 +17,10 @@ from runtime_testkit.store import (
     read_totals,
     stored_checkpoint,
 )
-from runtime_testkit.waiting import wait_until
 from runtime_testkit.worker import WORKER, WorkerProcess
 
 from fleet_events import DLQ_STREAM
+from fleet_testing.waiting import wait_until
 
 TOTAL = 20_000
 

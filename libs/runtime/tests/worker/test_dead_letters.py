@@ -9,13 +9,13 @@ from pathlib import Path
 from nats.js.client import JetStreamContext
 from runtime_testkit.events import fill, publish_all, total_quantity
 from runtime_testkit.store import applied_order, read_totals, stored_checkpoint
-from runtime_testkit.waiting import wait_until
 from runtime_testkit.worker import WORKER, worker_task
 from typer.testing import CliRunner
 
 from fleet_events import DLQ_STREAM, encode
 from fleet_runtime import deadletter as dl
 from fleet_runtime.cli import app
+from fleet_testing.waiting import wait_until
 
 
 async def dlq_count(js: JetStreamContext) -> int:

@@ -8,12 +8,12 @@ from decimal import Decimal
 from nats.js.client import JetStreamContext
 from runtime_testkit.events import fill, fills, publish_all
 from runtime_testkit.store import applied_order, read_totals, stored_checkpoint
-from runtime_testkit.waiting import observe, wait_until
 from runtime_testkit.worker import WORKER, worker_task
 
 from fleet_events import encode, subject_for
 from fleet_runtime.publisher import EventPublisher
 from fleet_testing import Fleet
+from fleet_testing.waiting import observe, wait_until
 
 
 async def _checkpoint_is(dsn: str, seq: int) -> bool:

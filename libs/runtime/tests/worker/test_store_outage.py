@@ -14,11 +14,11 @@ from runtime_testkit.store import (
     read_totals,
     stored_checkpoint,
 )
-from runtime_testkit.waiting import observe, wait_until
 from runtime_testkit.worker import WORKER, worker_task
 
 from fleet_events import DLQ_STREAM, encode
 from fleet_testing import Fleet
+from fleet_testing.waiting import observe, wait_until
 
 OUTAGE_S = 10.0
 

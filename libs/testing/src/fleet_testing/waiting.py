@@ -1,4 +1,7 @@
-"""Waiting for a condition with a deadline, and sampling a probe for a fixed time."""
+"""Waiting for a condition with a deadline, and sampling a probe for a fixed time.
+
+Tests never sleep for a guess: they poll a real condition and fail with its last value.
+"""
 
 from __future__ import annotations
 
