@@ -27,11 +27,11 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from fleet_events import Event, Side, TradeExecuted, new_event
 from fleet_pgmigrate import dsn_with
 from fleet_runtime.delivery import Batch
+from fleet_runtime.logs import configure_logging
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
 from fleet_runtime.worker import serve
 from fleet_testing import Fleet
-from trade_recorder import handlers
 from trade_recorder.settings import TradeRecorderSettings
 from trade_recorder.store import ROLE, PostgresTradeStore, ensure_roles, run_migrations
 
@@ -91,6 +91,9 @@ async def bench_store(dsn: str, n: int, batch: int) -> float:
 async def bench_worker(
     nats_url: str, dsn: str, owner: str, n: int, batch: int
 ) -> tuple[float, float]:
+    # Imported here, after `configure_logging`: structlog binds its config at import.
+    from trade_recorder import handlers  # noqa: PLC0415
+
     nc = await nats.connect(nats_url, pending_size=256 * 1024 * 1024)
     js = nc.jetstream()
     await apply(js, load_topology(REPO / "streams.yaml"))
@@ -151,6 +154,8 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
     os.environ.setdefault("TRADE_RECORDER_LOG_LEVEL", "WARNING")
+    # As `worker_main` does: unconfigured structlog would render every debug line.
+    configure_logging("WARNING")
     with Fleet(None, use_external=False) as fleet:
         fleet.start("nats", "postgres")
         admin = fleet.postgres.create_database("bench")

@@ -15,10 +15,10 @@ Realized PnL is gross of fees and in the quote currency; fees are summed as repo
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from fleet_events import Event, Side, TradeCompleted, TradeExecuted, TradeFailed
@@ -29,6 +29,8 @@ AVERAGE_PRICE_EXPONENT = Decimal("1e-18")
 # Wide enough that sums and products of exchange-precision decimals are exact; only the
 # average price division rounds, and it rounds to the documented exponent.
 _EXACT = Context(prec=200, rounding=ROUND_HALF_EVEN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ZERO = Decimal(0)
 
 PositionSide = Literal["LONG", "SHORT"]
 OrderStatus = Literal["completed", "failed"]
@@ -75,11 +77,23 @@ class OrderOutcome:
     reason: str | None = None
 
 
+NewFill = tuple[TradeExecuted, UUID, int]
+"""A fill as the store writes it: the payload, its event id and its stream sequence."""
+
+OrderFills = tuple[str, str, str, str, Decimal, int]
+"""(order_id, bot_id, user_id, symbol, summed quantity, fill count) of one order."""
+
+
 @dataclass(frozen=True, slots=True)
 class TradeBatch:
-    """A batch's fills and order outcomes, each in stream order."""
+    """A batch's fills and order outcomes, each in stream order.
 
-    fills: list[Fill]
+    ``fills`` maps trade_id to the first copy of that fill in the batch; ``fill_count``
+    counts every copy (repeats included).
+    """
+
+    fills: dict[str, NewFill]
+    fill_count: int
     outcomes: list[OrderOutcome]
 
 
@@ -162,14 +176,35 @@ def outcome_from_event(event: Event[Any]) -> OrderOutcome:
 
 def split_events(events: Iterable[tuple[Event[Any], int]]) -> TradeBatch:
     """Sort (event, stream_seq) pairs, in stream order, into fills and order outcomes."""
-    fills: list[Fill] = []
+    # No per-fill object is built: the payload is kept with its event id and sequence.
+    fills: dict[str, NewFill] = {}
     outcomes: list[OrderOutcome] = []
+    count = 0
     for event, seq in events:
-        if isinstance(event.data, TradeExecuted):
-            fills.append(fill_from_event(event, seq))
+        data = event.data
+        if isinstance(data, TradeExecuted):
+            count += 1
+            if data.trade_id not in fills:
+                fills[data.trade_id] = (data, event.id, seq)
         else:
             outcomes.append(outcome_from_event(event))
-    return TradeBatch(fills, outcomes)
+    return TradeBatch(fills, count, outcomes)
+
+
+def order_fills(fills: Iterable[NewFill]) -> list[OrderFills]:
+    """Per order, in order of first fill: the summed quantity and the number of fills."""
+    totals: dict[str, tuple[TradeExecuted, Decimal, int]] = {}
+    add = _EXACT.add
+    for fill, _, _ in fills:
+        seen = totals.get(fill.order_id)
+        if seen is None:
+            totals[fill.order_id] = (fill, add(_ZERO, fill.quantity), 1)
+        else:
+            totals[fill.order_id] = (seen[0], add(seen[1], fill.quantity), seen[2] + 1)
+    return [
+        (order_id, first.bot_id, first.user_id, first.symbol, quantity, count)
+        for order_id, (first, quantity, count) in totals.items()
+    ]
 
 
 def first_outcomes(outcomes: Sequence[OrderOutcome]) -> list[OrderOutcome]:
@@ -180,23 +215,21 @@ def first_outcomes(outcomes: Sequence[OrderOutcome]) -> list[OrderOutcome]:
     return list(seen.values())
 
 
-def _open(fill: Fill, quantity: Decimal) -> Position:
-    return Position(
-        id=None,
-        user_id=fill.user_id,
-        bot_id=fill.bot_id,
-        symbol=fill.symbol,
-        side="LONG" if fill.side is Side.BUY else "SHORT",
-        quantity=quantity,
-        average_entry_price=fill.price,
-        max_quantity=quantity,
-        realized_pnl=Decimal(0),
-        fees=Decimal(0),
-        fill_count=1,
-        opened_at=fill.executed_at,
-        closed_at=None,
-        last_trade_id=fill.trade_id,
-    )
+class FillLike(Protocol):
+    """What the position fold reads of a fill: a ``Fill`` or a ``TradeExecuted`` payload."""
+
+    @property
+    def trade_id(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def fee(self) -> Decimal: ...
+    @property
+    def executed_at(self) -> datetime: ...
 
 
 def apply_fill(position: Position | None, fill: Fill) -> list[Position]:
@@ -206,58 +239,124 @@ def apply_fill(position: Position | None, fill: Fill) -> list[Position]:
     closed) and/or a newly opened one. The last element is open unless the fill closed
     the position exactly.
     """
-    with localcontext(_EXACT):
-        if position is None or not position.is_open:
-            opened = _open(fill, fill.quantity)
-            return [replace(opened, fees=fill.fee)]
-        adds = (position.side == "LONG") == (fill.side is Side.BUY)
-        if adds:
-            quantity = position.quantity + fill.quantity
-            cost = position.average_entry_price * position.quantity + fill.price * fill.quantity
-            average = (cost / quantity).quantize(AVERAGE_PRICE_EXPONENT, rounding=ROUND_HALF_EVEN)
-            return [
-                replace(
-                    position,
-                    quantity=quantity,
-                    average_entry_price=average,
-                    max_quantity=max(position.max_quantity, quantity),
-                    fees=position.fees + fill.fee,
-                    fill_count=position.fill_count + 1,
-                    last_trade_id=fill.trade_id,
-                )
-            ]
-        reduced = min(position.quantity, fill.quantity)
-        direction = 1 if position.side == "LONG" else -1
-        pnl = (fill.price - position.average_entry_price) * reduced * direction
-        remaining = position.quantity - reduced
-        updated = replace(
-            position,
-            quantity=remaining,
-            realized_pnl=position.realized_pnl + pnl,
-            fees=position.fees + fill.fee,
-            fill_count=position.fill_count + 1,
-            closed_at=fill.executed_at if remaining == 0 else None,
-            last_trade_id=fill.trade_id,
-        )
-        flipped = fill.quantity - reduced
-        if flipped > 0:
-            return [updated, _open(fill, flipped)]
-        return [updated]
+    return apply_fills(position, [fill], key=fill.key)
 
 
-def apply_fills(position: Position | None, fills: Iterable[Fill]) -> list[Position]:
+def apply_fills(
+    position: Position | None,
+    fills: Sequence[FillLike],
+    *,
+    key: PositionKey | None = None,
+) -> list[Position]:
     """Apply fills of one key in order; return every position they changed, oldest first.
 
     Each position appears once, in its final state: at most one is open (the last).
+    ``key`` names the positions this opens; it defaults to the given position's key or,
+    for ``Fill`` objects, to the first fill's.
     """
+    # The fold keeps the open position in locals and builds a Position only for each
+    # position it closes and for the open one at the end: this runs once per fill.
     changed: list[Position] = []
-    current = position
-    for fill in fills:
-        result = apply_fill(current, fill)
-        if current is not None and current.is_open:
-            # The fill changed the open position (the last one listed, if any): replace it.
-            changed[-1:] = result
+    if not fills:
+        return changed
+    if key is None:
+        if position is not None:
+            key = position.key
+        elif isinstance(fills[0], Fill):
+            key = fills[0].key
         else:
-            changed.extend(result)
-        current = result[-1]
+            raise TypeError("apply_fills needs key= unless a position or Fill objects give it")
+    user_id, bot_id, symbol = key
+    zero = Decimal(0)
+    if position is not None and position.is_open:
+        is_open = True
+        pid: int | None = position.id
+        long = position.side == "LONG"
+        quantity = position.quantity
+        average = position.average_entry_price
+        max_quantity = position.max_quantity
+        pnl = position.realized_pnl
+        fees = position.fees
+        count = position.fill_count
+        opened_at = position.opened_at
+        last_trade_id = position.last_trade_id
+    else:
+        is_open = False
+        pid, long, quantity, average, max_quantity = None, True, zero, zero, zero
+        pnl, fees, count, opened_at, last_trade_id = zero, zero, 0, _EPOCH, ""
+    touched = False
+    add, sub, mul, div = _EXACT.add, _EXACT.subtract, _EXACT.multiply, _EXACT.divide
+    for fill in fills:
+        buy = fill.side is Side.BUY
+        if not is_open:
+            is_open, touched, pid, long = True, True, None, buy
+            quantity = max_quantity = fill.quantity
+            average = fill.price
+            pnl, fees, count = zero, fill.fee, 1
+            opened_at, last_trade_id = fill.executed_at, fill.trade_id
+            continue
+        touched = True
+        count += 1
+        last_trade_id = fill.trade_id
+        fees = add(fees, fill.fee)
+        if long == buy:
+            total = add(quantity, fill.quantity)
+            cost = add(mul(average, quantity), mul(fill.price, fill.quantity))
+            average = div(cost, total).quantize(AVERAGE_PRICE_EXPONENT, ROUND_HALF_EVEN, _EXACT)
+            quantity = total
+            max_quantity = max(max_quantity, total)
+            continue
+        # As min(quantity, fill.quantity): on a tie the position's own value (and scale).
+        reduced = fill.quantity if fill.quantity < quantity else quantity
+        gain = mul(sub(fill.price, average), reduced)
+        pnl = add(pnl, gain) if long else sub(pnl, gain)
+        quantity = sub(quantity, reduced)
+        if quantity:
+            continue
+        changed.append(
+            Position(
+                pid,
+                user_id,
+                bot_id,
+                symbol,
+                "LONG" if long else "SHORT",
+                quantity,
+                average,
+                max_quantity,
+                pnl,
+                fees,
+                count,
+                opened_at,
+                fill.executed_at,
+                last_trade_id,
+            )
+        )
+        is_open = touched = False
+        flipped = sub(fill.quantity, reduced)
+        if flipped > 0:
+            # The remainder opens the other side at the fill price; the fee stayed above.
+            is_open, touched, pid, long = True, True, None, buy
+            quantity = max_quantity = flipped
+            average = fill.price
+            pnl, fees, count = zero, zero, 1
+            opened_at = fill.executed_at
+    if is_open and touched:
+        changed.append(
+            Position(
+                pid,
+                user_id,
+                bot_id,
+                symbol,
+                "LONG" if long else "SHORT",
+                quantity,
+                average,
+                max_quantity,
+                pnl,
+                fees,
+                count,
+                opened_at,
+                None,
+                last_trade_id,
+            )
+        )
     return changed

@@ -10,14 +10,14 @@ event id or stream sequence changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
+from fleet_events import TradeExecuted
 from fleet_pgmigrate import (
     NOT_MIGRATED_ERRORS,
     TRANSIENT_ERRORS,
@@ -28,7 +28,7 @@ from fleet_pgmigrate import (
 from fleet_runtime.delivery import Batch
 from fleet_runtime.errors import StoreUnavailable
 from trade_recorder import logic
-from trade_recorder.logic import Fill, OrderOutcome, Position, PositionKey
+from trade_recorder.logic import NewFill, OrderOutcome, Position, PositionKey
 
 SCHEMA = "trading"
 ROLE = "trade_recorder"
@@ -36,6 +36,19 @@ MIGRATIONS = "trade_recorder.migrations"
 
 if TYPE_CHECKING:
     Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+
+# The lock and the read of the checkpoint in one statement: DO UPDATE locks the row (a
+# second instance waits here) and returns its latest committed value.
+_LOCK_CHECKPOINT = """
+INSERT INTO trading.checkpoints AS c (name, stream_seq) VALUES ($1, 0)
+ON CONFLICT (name) DO UPDATE SET name = c.name
+RETURNING c.stream_seq
+"""
+
+_ADVANCE_CHECKPOINT = """
+UPDATE trading.checkpoints SET stream_seq = $2, updated_at = now()
+WHERE name = $1 AND stream_seq < $2
+"""
 
 _FILL_COLUMNS = (
     "trade_id",
@@ -53,6 +66,7 @@ _FILL_COLUMNS = (
     "stream_seq",
 )
 
+# Created once per connection (pool init); ON COMMIT DELETE ROWS empties it every batch.
 _CREATE_INCOMING = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_fills (
     trade_id text, order_id text, bot_id text, user_id text, symbol text, side text,
@@ -61,20 +75,23 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_fills (
 ) ON COMMIT DELETE ROWS
 """
 
-# DISTINCT ON keeps the first copy in stream order when one batch repeats a trade_id.
+# A batch's repeated trade_ids are removed before the COPY (the first copy in stream
+# order is kept), so this needs no DISTINCT ON.
 _INSERT_TRADES = """
 INSERT INTO trading.trades (trade_id, order_id, bot_id, user_id, symbol, side, price,
     quantity, filled_quantity, fee, fee_currency, status, executed_at, event_id, stream_seq)
-SELECT DISTINCT ON (trade_id) trade_id, order_id, bot_id, user_id, symbol, side, price,
+SELECT trade_id, order_id, bot_id, user_id, symbol, side, price,
     quantity, quantity, fee, fee_currency, 'FILLED', executed_at, event_id, stream_seq
 FROM incoming_fills
-ORDER BY trade_id, stream_seq
 ON CONFLICT (trade_id) DO NOTHING
 RETURNING trade_id
 """
 
 _LOCK_POSITIONS = """
-SELECT p.* FROM trading.positions p
+SELECT p.id, p.user_id, p.bot_id, p.symbol, p.side, p.quantity, p.average_entry_price,
+    p.max_quantity, p.realized_pnl, p.fees, p.fill_count, p.opened_at, p.closed_at,
+    p.last_trade_id
+FROM trading.positions p
 JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(user_id, bot_id, symbol)
   ON p.user_id = k.user_id AND p.bot_id = k.bot_id AND p.symbol = k.symbol
 WHERE p.is_open
@@ -185,7 +202,11 @@ class PostgresTradeStore:
         """Open the pool; an unreachable server raises StoreUnavailable."""
         async with translated_errors():
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=2, command_timeout=command_timeout
+                dsn,
+                min_size=1,
+                max_size=2,
+                command_timeout=command_timeout,
+                init=_create_incoming,
             )
         return cls(pool)
 
@@ -203,18 +224,14 @@ class PostgresTradeStore:
         if not batch.deliveries:
             return RecordResult()
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
-            applied = await _lock_checkpoint(conn, batch.checkpoint)
-            todo = batch.after(applied)
-            result = RecordResult(skipped=len(batch) - len(todo))
-            if todo.deliveries:
-                split = logic.split_events((d.event, d.stream_seq) for d in todo.deliveries)
-                result = await _write(conn, split, skipped=result.skipped)
-            await conn.execute(
-                "UPDATE trading.checkpoints SET stream_seq = $2, updated_at = now() "
-                "WHERE name = $1 AND stream_seq < $2",
-                batch.checkpoint,
-                batch.last_seq,
-            )
+            applied = await conn.fetchval(_LOCK_CHECKPOINT, batch.checkpoint)
+            todo = [(d.event, d.stream_seq) for d in batch.deliveries if d.stream_seq > applied]
+            skipped = len(batch) - len(todo)
+            if not todo:
+                # Every event is at or below the checkpoint: nothing to write or advance.
+                return RecordResult(skipped=skipped)
+            result = await _write(conn, logic.split_events(todo), skipped=skipped)
+            await conn.execute(_ADVANCE_CHECKPOINT, batch.checkpoint, batch.last_seq)
             return result
 
     async def checkpoint(self, name: str) -> int:
@@ -226,17 +243,9 @@ class PostgresTradeStore:
         return int(seq or 0)
 
 
-async def _lock_checkpoint(conn: Conn, name: str) -> int:
-    # The row lock serialises two instances that were handed the same consumer's batches.
-    await conn.execute(
-        "INSERT INTO trading.checkpoints (name, stream_seq) VALUES ($1, 0) "
-        "ON CONFLICT (name) DO NOTHING",
-        name,
-    )
-    seq = await conn.fetchval(
-        "SELECT stream_seq FROM trading.checkpoints WHERE name = $1 FOR UPDATE", name
-    )
-    return int(seq)
+async def _create_incoming(conn: asyncpg.Connection) -> None:
+    # Outside any transaction, so a rolled-back batch cannot take the table with it.
+    await conn.execute(_CREATE_INCOMING)
 
 
 async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> RecordResult:
@@ -246,18 +255,20 @@ async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> Record
     finished = await _finish_orders(conn, logic.first_outcomes(split.outcomes))
     return RecordResult(
         fills_recorded=len(new_fills),
-        fills_repeated=len(split.fills) - len(new_fills),
+        fills_repeated=split.fill_count - len(new_fills),
         orders_finished=finished,
         positions_written=positions,
         skipped=skipped,
     )
 
 
-async def _insert_fills(conn: Conn, fills: Sequence[Fill]) -> list[Fill]:
-    """Insert the fills; return those that were new, first copy only, in stream order."""
+async def _insert_fills(conn: Conn, fills: Mapping[str, NewFill]) -> list[NewFill]:
+    """Insert the fills; return those that were new, in stream order."""
     if not fills:
         return []
-    await conn.execute(_CREATE_INCOMING)
+    rows = fills.values()
+    # COPY records are tuples built straight from the payloads; bound arrays would cost
+    # asyncpg several ABC checks per element.
     await conn.copy_records_to_table(
         "incoming_fills",
         records=[
@@ -273,57 +284,37 @@ async def _insert_fills(conn: Conn, fills: Sequence[Fill]) -> list[Fill]:
                 f.fee,
                 f.fee_currency,
                 f.executed_at,
-                f.event_id,
-                f.stream_seq,
+                event_id,
+                seq,
             )
-            for f in fills
+            for f, event_id, seq in rows
         ],
         columns=_FILL_COLUMNS,
     )
-    inserted = {r["trade_id"] for r in await conn.fetch(_INSERT_TRADES)}
-    new: list[Fill] = []
-    for fill in fills:
-        if fill.trade_id in inserted:
-            inserted.discard(fill.trade_id)
-            new.append(fill)
-    return new
+    inserted = await conn.fetch(_INSERT_TRADES)
+    if len(inserted) == len(fills):
+        return list(rows)
+    new = {r[0] for r in inserted}
+    return [fill for trade_id, fill in fills.items() if trade_id in new]
 
 
-def _position_from_row(row: asyncpg.Record) -> Position:
-    return Position(
-        id=row["id"],
-        user_id=row["user_id"],
-        bot_id=row["bot_id"],
-        symbol=row["symbol"],
-        side=row["side"],
-        quantity=row["quantity"],
-        average_entry_price=row["average_entry_price"],
-        max_quantity=row["max_quantity"],
-        realized_pnl=row["realized_pnl"],
-        fees=row["fees"],
-        fill_count=row["fill_count"],
-        opened_at=row["opened_at"],
-        closed_at=row["closed_at"],
-        last_trade_id=row["last_trade_id"],
-    )
-
-
-async def _update_positions(conn: Conn, fills: Sequence[Fill]) -> int:
+async def _update_positions(conn: Conn, fills: Sequence[NewFill]) -> int:
     """Fold the new fills into their positions: one read and one write per key."""
     if not fills:
         return 0
-    by_key: dict[PositionKey, list[Fill]] = defaultdict(list)
-    for fill in fills:
-        by_key[fill.key].append(fill)
+    by_key: dict[PositionKey, list[TradeExecuted]] = defaultdict(list)
+    for fill, _, _ in fills:
+        by_key[fill.user_id, fill.bot_id, fill.symbol].append(fill)
+    # Sorted keys: two transactions lock shared positions in the same order.
     keys = sorted(by_key)
     rows = await conn.fetch(
         _LOCK_POSITIONS, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
     )
-    current = {(r["user_id"], r["bot_id"], r["symbol"]): _position_from_row(r) for r in rows}
+    current = {(r[1], r[2], r[3]): Position(*r) for r in rows}
     updates: list[Position] = []
     inserts: list[Position] = []
     for key in keys:
-        for position in logic.apply_fills(current.get(key), by_key[key]):
+        for position in logic.apply_fills(current.get(key), by_key[key], key=key):
             (updates if position.id is not None else inserts).append(position)
     if updates:
         await conn.execute(
@@ -358,22 +349,18 @@ def _position_columns(positions: Sequence[Position]) -> list[list[Any]]:
     ]
 
 
-async def _add_order_fills(conn: Conn, fills: Sequence[Fill]) -> None:
+async def _add_order_fills(conn: Conn, fills: Sequence[NewFill]) -> None:
     if not fills:
         return
-    orders: dict[str, tuple[Fill, Decimal, int]] = {}
-    for fill in fills:
-        first, quantity, count = orders.get(fill.order_id, (fill, Decimal(0), 0))
-        orders[fill.order_id] = (first, quantity + fill.quantity, count + 1)
-    values = list(orders.values())
+    orders = logic.order_fills(fills)
     await conn.execute(
         _ADD_ORDER_FILLS,
-        [f.order_id for f, _, _ in values],
-        [f.bot_id for f, _, _ in values],
-        [f.user_id for f, _, _ in values],
-        [f.symbol for f, _, _ in values],
-        [q for _, q, _ in values],
-        [c for _, _, c in values],
+        [o[0] for o in orders],
+        [o[1] for o in orders],
+        [o[2] for o in orders],
+        [o[3] for o in orders],
+        [o[4] for o in orders],
+        [o[5] for o in orders],
     )
 
 
