@@ -1,7 +1,8 @@
 """Which asyncpg errors mean "the store is unavailable" rather than "this input is bad".
 
-Workers translate these into the runtime's ``StoreUnavailable`` (pause and retry, never
-dead-letter); this package stays free of the runtime so it can run from a deploy job.
+``outage.unavailable_on_outage`` turns them into the runtime's ``StoreUnavailable`` (pause
+and retry, never dead-letter). The migration modules themselves (runner, roles, cli) do
+not import the runtime, so a deploy job can run them alone.
 """
 
 from __future__ import annotations

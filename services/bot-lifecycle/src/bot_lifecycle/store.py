@@ -11,8 +11,7 @@ is written, so the transaction rolls back and the runtime re-runs the rest clean
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,14 +21,13 @@ from bot_lifecycle import logic
 from bot_lifecycle.logic import Applied, Bot, Deployment, Ignored
 from fleet_events import BotCreated, BotDeployed, BotStarted, BotStatus, BotStopped
 from fleet_pgmigrate import (
-    NOT_MIGRATED_ERRORS,
-    TRANSIENT_ERRORS,
     Migration,
     ensure_login_role_at,
     migrate_at,
 )
+from fleet_pgmigrate.outage import open_pool, probe_schema, unavailable_on_outage
 from fleet_runtime.delivery import Batch
-from fleet_runtime.errors import EventRejected, StoreUnavailable
+from fleet_runtime.errors import EventRejected
 from fleet_runtime.logs import get_logger
 
 if TYPE_CHECKING:
@@ -94,18 +92,9 @@ class BotStore(Protocol):
         ...
 
 
-@asynccontextmanager
-async def translated_errors() -> AsyncIterator[None]:
-    """Connection loss, timeouts and a missing schema or grant become StoreUnavailable."""
-    try:
-        yield
-    except TRANSIENT_ERRORS as exc:
-        raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
-    except NOT_MIGRATED_ERRORS as exc:
-        raise StoreUnavailable(
-            f"PostgreSQL schema {SCHEMA} not usable by this role ({type(exc).__name__}: {exc}); "
-            "run `bot-lifecycle migrate` with the owner DSN"
-        ) from exc
+def translated_errors() -> AbstractAsyncContextManager[None]:
+    """Outages and a missing schema or grant become StoreUnavailable (never dead letters)."""
+    return unavailable_on_outage(SCHEMA, "bot-lifecycle")
 
 
 class PostgresBotStore:
@@ -117,10 +106,12 @@ class PostgresBotStore:
     @classmethod
     async def connect(cls, dsn: str, *, command_timeout: float = 60.0) -> PostgresBotStore:
         """Open the pool; an unreachable server raises StoreUnavailable."""
-        async with translated_errors():
-            pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=2, command_timeout=command_timeout
-            )
+        pool = await open_pool(
+            dsn,
+            schema=SCHEMA,
+            service="bot-lifecycle",
+            command_timeout=command_timeout,
+        )
         return cls(pool)
 
     async def close(self) -> None:
@@ -129,8 +120,7 @@ class PostgresBotStore:
 
     async def probe(self) -> None:
         """Fail fast if the server, the schema or the grants are missing."""
-        async with translated_errors(), self._pool.acquire() as conn:
-            await conn.fetchval("SELECT count(*) FROM lifecycle.checkpoints")
+        await probe_schema(self._pool, SCHEMA, "bot-lifecycle")
 
     async def apply(self, batch: Batch[Any]) -> ApplyResult:
         """Apply ``batch`` in one transaction (see module docstring)."""

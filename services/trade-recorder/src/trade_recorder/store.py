@@ -10,8 +10,8 @@ event id or stream sequence changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,14 +19,12 @@ import asyncpg
 
 from fleet_events import TradeExecuted
 from fleet_pgmigrate import (
-    NOT_MIGRATED_ERRORS,
-    TRANSIENT_ERRORS,
     Migration,
     ensure_login_role_at,
     migrate_at,
 )
+from fleet_pgmigrate.outage import open_pool, probe_schema, unavailable_on_outage
 from fleet_runtime.delivery import Batch
-from fleet_runtime.errors import StoreUnavailable
 from trade_recorder import logic
 from trade_recorder.logic import NewFill, OrderOutcome, Position, PositionKey
 
@@ -173,22 +171,9 @@ class TradeStore(Protocol):
         ...
 
 
-@asynccontextmanager
-async def translated_errors() -> AsyncIterator[None]:
-    """Turn connection loss, timeouts and a missing schema or grant into StoreUnavailable.
-
-    Those are not bad input: the runtime pauses and retries, nothing is dead-lettered.
-    Other database errors propagate as they are (the runtime isolates the event).
-    """
-    try:
-        yield
-    except TRANSIENT_ERRORS as exc:
-        raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
-    except NOT_MIGRATED_ERRORS as exc:
-        raise StoreUnavailable(
-            f"PostgreSQL schema {SCHEMA} not usable by this role ({type(exc).__name__}: {exc}); "
-            "run `trade-recorder migrate` with the owner DSN"
-        ) from exc
+def translated_errors() -> AbstractAsyncContextManager[None]:
+    """Outages and a missing schema or grant become StoreUnavailable (never dead letters)."""
+    return unavailable_on_outage(SCHEMA, "trade-recorder")
 
 
 class PostgresTradeStore:
@@ -200,14 +185,13 @@ class PostgresTradeStore:
     @classmethod
     async def connect(cls, dsn: str, *, command_timeout: float = 60.0) -> PostgresTradeStore:
         """Open the pool; an unreachable server raises StoreUnavailable."""
-        async with translated_errors():
-            pool = await asyncpg.create_pool(
-                dsn,
-                min_size=1,
-                max_size=2,
-                command_timeout=command_timeout,
-                init=_create_incoming,
-            )
+        pool = await open_pool(
+            dsn,
+            schema=SCHEMA,
+            service="trade-recorder",
+            command_timeout=command_timeout,
+            init=_create_incoming,
+        )
         return cls(pool)
 
     async def close(self) -> None:
@@ -216,8 +200,7 @@ class PostgresTradeStore:
 
     async def probe(self) -> None:
         """Fail fast if the server, the schema or the grants are missing."""
-        async with translated_errors(), self._pool.acquire() as conn:
-            await conn.fetchval("SELECT count(*) FROM trading.checkpoints")
+        await probe_schema(self._pool, SCHEMA, "trade-recorder")
 
     async def record(self, batch: Batch[Any]) -> RecordResult:
         """Apply ``batch`` in one transaction (see module docstring)."""
