@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from nats.aio.msg import Msg
 
 from bot_lifecycle.store import ROLE, PostgresBotStore, ensure_roles, run_migrations
 from fleet_events import (
@@ -20,12 +18,10 @@ from fleet_events import (
     BotStopped,
     BotUpdated,
     Event,
-    encode,
     new_event,
-    subject_for,
 )
 from fleet_pgmigrate import dsn_with
-from fleet_runtime.delivery import Batch, Delivery
+from fleet_testing.batches import Sequencer
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CHECKPOINT = "bot-lifecycle"
@@ -126,32 +122,7 @@ def events() -> type[BotEvents]:
     return BotEvents
 
 
-def delivery(event: Event[Any], seq: int, stream: str = "BOTS") -> Delivery[Any]:
-    """A Delivery as the runtime builds it, on a detached message (no client needed)."""
-    subject = subject_for(event)
-    msg = Msg(
-        _client=None,  # type: ignore[arg-type]
-        subject=subject,
-        reply=f"$JS.ACK.{stream}.{CHECKPOINT}.1.{seq}.{seq}.0.0",
-        data=encode(event),
-    )
-    return Delivery(
-        event=event, subject=subject, stream=stream, stream_seq=seq, num_delivered=1, msg=msg
-    )
-
-
-class Sequencer:
-    """Hands out stream sequences and builds batches, as one stream would."""
-
-    def __init__(self) -> None:
-        self._seq = itertools.count(1)
-
-    def batch(self, events: Sequence[Event[Any]], checkpoint: str = CHECKPOINT) -> Batch[Any]:
-        """The next events of the stream as one batch."""
-        return Batch([delivery(e, next(self._seq)) for e in events], checkpoint)
-
-
 @pytest.fixture
 def stream() -> Sequencer:
     """A fresh stream sequence for building batches."""
-    return Sequencer()
+    return Sequencer("BOTS", CHECKPOINT)

@@ -12,8 +12,9 @@ import pytest
 from bot_lifecycle.store import PostgresBotStore
 from fleet_events import Event
 from fleet_runtime.errors import EventRejected
+from fleet_testing.batches import Sequencer
 
-from .conftest import BotEvents, Sequencer
+from .conftest import CHECKPOINT, BotEvents
 
 E = BotEvents
 B = "bot-1"
@@ -164,8 +165,10 @@ async def test_a_redelivered_event_id_adds_no_second_audit_row(
 ) -> None:
     created = E.created(B, 1)
     # The same event at two stream positions under two checkpoints (e.g. a replay durable).
-    await store.apply(Sequencer().batch([created], checkpoint="bot-lifecycle"))
-    await store.apply(Sequencer().batch([created], checkpoint="bot-lifecycle-replay"))
+    await store.apply(Sequencer("BOTS", CHECKPOINT).batch([created], checkpoint="bot-lifecycle"))
+    await store.apply(
+        Sequencer("BOTS", CHECKPOINT).batch([created], checkpoint="bot-lifecycle-replay")
+    )
     assert len(await fetch(lifecycle_dsns[0], "SELECT 1 FROM lifecycle.audit_log")) == 1
 
 

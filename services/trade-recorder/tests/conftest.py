@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from nats.aio.msg import Msg
 
 from fleet_events import (
     Event,
@@ -19,12 +15,10 @@ from fleet_events import (
     TradeCompleted,
     TradeExecuted,
     TradeFailed,
-    encode,
     new_event,
-    subject_for,
 )
 from fleet_pgmigrate import dsn_with
-from fleet_runtime.delivery import Batch, Delivery
+from fleet_testing.batches import Sequencer
 from trade_recorder.store import ROLE, PostgresTradeStore, ensure_roles, run_migrations
 
 T0 = datetime(2025, 1, 2, 9, 30, tzinfo=UTC)
@@ -113,58 +107,13 @@ class TradeEvents:
         )
 
 
-def delivery(event: Event[Any], seq: int, stream: str = "TRADES") -> Delivery[Any]:
-    """A Delivery as the runtime builds it, on a detached message (no client needed)."""
-    subject = subject_for(event)
-    msg = Msg(
-        _client=None,  # type: ignore[arg-type]
-        subject=subject,
-        reply=f"$JS.ACK.{stream}.{CHECKPOINT}.1.{seq}.{seq}.0.0",
-        data=encode(event),
-    )
-    return Delivery(
-        event=event, subject=subject, stream=stream, stream_seq=seq, num_delivered=1, msg=msg
-    )
-
-
-class Sequencer:
-    """Hands out stream sequences and builds batches, as one stream would."""
-
-    def __init__(self) -> None:
-        self._seq = itertools.count(1)
-
-    def batch(self, events: Sequence[Event[Any]], checkpoint: str = CHECKPOINT) -> Batch[Any]:
-        """The next events of the stream as one batch."""
-        return Batch([delivery(e, next(self._seq)) for e in events], checkpoint)
-
-
 @pytest.fixture
 def stream() -> Sequencer:
     """A fresh stream sequence for building batches."""
-    return Sequencer()
+    return Sequencer("TRADES", CHECKPOINT)
 
 
 @pytest.fixture
 def events() -> type[TradeEvents]:
     """The trade event builders."""
     return TradeEvents
-
-
-POLL_S = 0.05
-
-
-async def wait_until(
-    probe: Callable[[], Awaitable[object]],
-    within_s: float,
-    what: str,
-) -> None:
-    """Return once ``await probe()`` is truthy; fail naming ``what`` after ``within_s``."""
-    deadline = time.monotonic() + within_s
-    last: object = None
-    while True:
-        last = await probe()
-        if last:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s}s waiting for {what} (last {last!r})")
-        await asyncio.sleep(POLL_S)

@@ -14,9 +14,10 @@ import pytest
 
 from fleet_events import Event, Side
 from fleet_runtime.errors import StoreUnavailable
+from fleet_testing.batches import Sequencer
 from trade_recorder.store import PostgresTradeStore
 
-from .conftest import T0, Sequencer, TradeEvents
+from .conftest import T0, TradeEvents
 
 
 async def rows(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:

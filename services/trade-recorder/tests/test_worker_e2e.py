@@ -19,9 +19,10 @@ from fleet_events import Event, Side
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
+from fleet_testing.waiting import wait_until
 from trade_recorder.logic import Fill, apply_fills, fill_from_event
 
-from .conftest import TradeEvents, wait_until
+from .conftest import TradeEvents
 
 REPO = Path(__file__).resolve().parents[3]
 TOTAL_FILLS = 6000
