@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
@@ -68,3 +70,45 @@ def test_price_messages_are_throttled_in_tick_time() -> None:
     events = [tick("ETHUSDT", T0 + timedelta(milliseconds=ms), "10") for ms in offsets_ms]
     write = apply_ticks(state, seq_ticks(events), rules)
     assert [m.split('"seq":')[1] for m in write.prices] == ["1}", "4}", "6}"]
+
+
+def test_folding_a_batch_equals_folding_tick_by_tick() -> None:
+    # apply_ticks folds runs of one period at once; Series.add is the one-by-one rule.
+    rng = random.Random(7)
+    rules = Rules(tuple(CandleInterval), candles_kept=3)
+    at, events = T0, []
+    for i in range(600):
+        at += timedelta(milliseconds=rng.choice((0, 1, rng.randint(1, 900_000))))
+        is_late = rng.random() < 0.1
+        moment = at - timedelta(minutes=rng.randint(0, 3000)) if is_late else at
+        price = rng.choice(("10", "10.0", "9.5", "11", "10.50", "12"))
+        events.append(
+            tick("BTCUSDT", moment, price, rng.choice(("1", "0.25", "2.000")), trade_id=str(i))
+        )
+    state = SymbolState.empty("BTCUSDT", rules, "g")
+    write = apply_ticks(state, seq_ticks(events), rules)
+
+    reference = SymbolState.empty("BTCUSDT", rules, "g")
+    late: Counter[str] = Counter()
+    for e in events:
+        us = epoch_us(e.data.timestamp)
+        for scope, series in (
+            ("24h", reference.window),
+            *((i.value, s) for i, s in reference.candles.items()),
+        ):
+            if not series.add(us, e.data.price, e.data.quantity)[0]:
+                late[scope] += 1
+    for series in (reference.window, *reference.candles.values()):
+        series.trim()
+    assert write.late_skipped == late
+    assert late["1m"] > 0
+    assert late["24h"] > 0
+    for got, want in zip(
+        (state.window, *state.candles.values()),
+        (reference.window, *reference.candles.values()),
+        strict=True,
+    ):
+        assert got.order == want.order
+        assert [got.bars[t].encode() for t in got.order] == [
+            want.bars[t].encode() for t in want.order
+        ]

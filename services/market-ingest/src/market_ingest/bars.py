@@ -12,6 +12,8 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
+from operator import add
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -35,6 +37,20 @@ def iso_us(us: int) -> str:
 def dec(value: Decimal) -> str:
     """Fixed-point text of a decimal: never exponent notation, exponent kept as is."""
     return format(value, "f")
+
+
+def earliest(us: list[int]) -> tuple[int, int]:
+    """The smallest time and the first position holding it."""
+    first = min(us)
+    return first, us.index(first)
+
+
+def latest(us: list[int]) -> tuple[int, int]:
+    """The largest time and the last position holding it."""
+    last = max(us)
+    if us[-1] == last:
+        return last, len(us) - 1
+    return last, len(us) - 1 - us[::-1].index(last)
 
 
 @dataclass(slots=True)
@@ -73,6 +89,26 @@ class Bar:
         self.low = min(self.low, price)
         self.volume += qty
         self.count += 1
+
+    def fold(self, us: list[int], prices: list[Decimal], qtys: list[Decimal]) -> None:
+        """Fold trades of this period (stream order) in: the same as ``add`` one by one.
+
+        The volume is summed in the same order as ``add`` would, so even a rounded sum
+        is the same bytes however the trades are batched.
+        """
+        first_us, i = earliest(us)
+        last_us, j = latest(us)
+        if first_us < self.first_us:
+            self.first_us = first_us
+            self.open = prices[i]
+        if last_us >= self.last_us:
+            self.last_us = last_us
+            self.close = prices[j]
+        # max/min keep the first of equal values, as the pairwise max/min of ``add`` do.
+        self.high = max(self.high, *prices)
+        self.low = min(self.low, *prices)
+        self.volume = reduce(add, qtys, self.volume)
+        self.count += len(us)
 
     def encode(self) -> str:
         """The sorted-set member: JSON with decimals as strings, keys in a fixed order."""
@@ -156,6 +192,35 @@ class Series:
                 insort(self.order, open_time)
         else:
             bar.add(us, price, qty)
+        self.touched.add(open_time)
+        return True, closed
+
+    def fold(
+        self, open_time: int, us: list[int], prices: list[Decimal], qtys: list[Decimal]
+    ) -> tuple[bool, int | None]:
+        """Fold a run of trades of the period ``open_time`` in (stream order, non-empty).
+
+        The same result as ``add`` for each trade: whether a bar is kept only changes when
+        a bar of another period is added, so it holds for the whole run (given a ``limit``
+        of at least 1).
+        """
+        if not self.kept(open_time):
+            return False, None
+        closed = None
+        bar = self.bars.get(open_time)
+        if bar is None:
+            latest_time = self.latest
+            bar = Bar.first(open_time, us[0], prices[0], qtys[0])
+            self.bars[open_time] = bar
+            if latest_time is None or open_time > latest_time:
+                self.order.append(open_time)
+                closed = latest_time
+            else:
+                insort(self.order, open_time)
+            if len(us) > 1:
+                bar.fold(us[1:], prices[1:], qtys[1:])
+        else:
+            bar.fold(us, prices, qtys)
         self.touched.add(open_time)
         return True, closed
 

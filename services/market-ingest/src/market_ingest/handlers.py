@@ -56,17 +56,25 @@ def ticks_by_symbol(batch: Batch[MarketTick]) -> dict[str, list[SeqTick]]:
     Raises ``EventRejected`` for the first such tick, before anything is written.
     """
     groups: dict[str, list[SeqTick]] = {}
+    checked: dict[str, str] = {}  # subject -> the symbol it was seen to match
     for d in batch:
-        tick: MarketTick = d.data
-        tokens = d.subject.split(".")
-        token = tokens[_SYMBOL_TOKEN] if len(tokens) > _SYMBOL_TOKEN else ""
-        if token != tick.symbol:
-            raise EventRejected(
-                d.event.id,
-                f"symbol {tick.symbol!r} does not match the subject {d.subject!r} "
-                f"(market.tick.<symbol>)",
-            )
-        groups.setdefault(tick.symbol, []).append(SeqTick(d.stream_seq, d.event.id, tick))
+        event = d.event
+        tick: MarketTick = event.data
+        symbol = tick.symbol
+        if checked.get(d.subject) != symbol:
+            tokens = d.subject.split(".")
+            token = tokens[_SYMBOL_TOKEN] if len(tokens) > _SYMBOL_TOKEN else ""
+            if token != symbol:
+                raise EventRejected(
+                    event.id,
+                    f"symbol {symbol!r} does not match the subject {d.subject!r} "
+                    f"(market.tick.<symbol>)",
+                )
+            checked[d.subject] = symbol
+        group = groups.get(symbol)
+        if group is None:
+            group = groups[symbol] = []
+        group.append(SeqTick(d.stream_seq, event.id, tick))
     return groups
 
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from math import gcd
+from operator import attrgetter
 from typing import NamedTuple
 from uuid import UUID, uuid5
 
@@ -25,7 +27,7 @@ from fleet_events import (
     event_class,
     subject_for,
 )
-from market_ingest.bars import Bar, Series, dec, epoch_us, from_epoch_us, iso_us
+from market_ingest.bars import Bar, Series, dec, epoch_us, from_epoch_us, iso_us, latest
 
 SOURCE = "market-ingest"
 WINDOW = timedelta(hours=24)
@@ -35,6 +37,7 @@ WINDOW_SCOPE = "24h"
 _MINUTE_MS = 60_000
 _PCT = Decimal("0.0001")
 _HUNDRED = Decimal(100)
+_HIGH, _LOW, _VOLUME, _COUNT = (attrgetter(a) for a in ("high", "low", "volume", "count"))
 # Fixed namespace: a candle's event id depends only on (symbol, interval, open time).
 CANDLE_ID_NAMESPACE = uuid5(UUID(int=0), "tradefleet:market.candle")
 
@@ -54,6 +57,10 @@ class Rules:
     intervals: tuple[CandleInterval, ...]
     candles_kept: int
     price_min_interval_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.candles_kept < 1:
+            raise ValueError(f"candles_kept must be at least 1, not {self.candles_kept}")
 
 
 def _ms(delta: timedelta) -> int:
@@ -145,11 +152,13 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
     Ticks at or below the state's sequence were applied before and change nothing. A
     tick older than its bar's retention is skipped for that series and counted.
     ``state`` is changed in place: on a failed write the caller must drop it.
+
+    Each series folds a run of consecutive ticks of one period at once (``Series.fold``),
+    which gives exactly what folding the ticks one by one gives.
     """
-    expect = state.token
     write = SymbolWrite(
         symbol=state.symbol,
-        expect=expect,
+        expect=state.token,
         seq=state.seq,
         gen=state.gen,
         ticker={},
@@ -158,57 +167,116 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
         prices=[],
         closed=[],
     )
-    closing: list[tuple[CandleInterval, int, UUID]] = []
+    window, candles = state.window, state.candles
+    # Every series' period is a whole number of grains: runs of one grain split every run.
+    grain_ms = gcd(window.width_ms, *(s.width_ms for s in candles.values()))
+    grain_us = grain_ms * 1000
     throttle_us = rules.price_min_interval_ms * 1000
-    for seq, event_id, tick in ticks:
-        if seq <= state.seq:
+    sent = state.last_price_sent_us
+    symbol_json = json.dumps(state.symbol)
+    top = state.seq
+    applied: list[SeqTick] = []
+    uss: list[int] = []
+    prices: list[Decimal] = []
+    qtys: list[Decimal] = []
+    messages = write.prices
+    runs: list[tuple[int, int, int]] = []  # (start, end, grain start in ms)
+    run_start, run_grain = 0, None
+    for item in ticks:
+        seq, _, tick = item
+        if seq <= top:
             write.duplicates += 1
             continue
-        state.seq = seq
-        write.applied += 1
+        top = seq
         us = epoch_us(tick.timestamp)
-        price, qty = tick.price, tick.quantity
-        if state.last is None or us >= state.last.us:
-            state.last = LastTrade(us, price, qty)
-        if not state.window.add(us, price, qty)[0]:
-            write.late_skipped[WINDOW_SCOPE] += 1
-        for interval, series in state.candles.items():
-            applied, closed = series.add(us, price, qty)
-            if not applied:
-                write.late_skipped[interval.value] += 1
-            elif closed is not None:
-                closing.append((interval, closed, event_id))
-        sent = state.last_price_sent_us
+        grain = us // grain_us
+        if grain != run_grain:
+            if run_grain is not None:
+                runs.append((run_start, len(uss), run_grain * grain_ms))
+            run_start, run_grain = len(uss), grain
+        applied.append(item)
+        uss.append(us)
+        prices.append(tick.price)
+        qtys.append(tick.quantity)
         if throttle_us == 0 or sent is None or us - sent >= throttle_us:
-            state.last_price_sent_us = us
-            write.prices.append(price_message(tick, seq))
-    write.seq = state.seq
-    keep_from = state.window.trim()
-    write.window = SeriesWrite(state.window.take_touched(), keep_from)
-    for interval, series in state.candles.items():
+            sent = us
+            messages.append(_price_message(symbol_json, tick, us, seq))
+    state.seq = write.seq = top
+    state.last_price_sent_us = sent
+    write.applied = len(applied)
+    closing: list[tuple[int, int, CandleInterval, int]] = []
+    if run_grain is not None:
+        runs.append((run_start, len(uss), run_grain * grain_ms))
+        newest, at = latest(uss)
+        if state.last is None or newest >= state.last.us:
+            state.last = LastTrade(newest, prices[at], qtys[at])
+        skipped, _ = _fold(window, runs, uss, prices, qtys)
+        if skipped:
+            write.late_skipped[WINDOW_SCOPE] += skipped
+        for position, (interval, series) in enumerate(candles.items()):
+            skipped, closes = _fold(series, runs, uss, prices, qtys)
+            if skipped:
+                write.late_skipped[interval.value] += skipped
+            closing += [(index, position, interval, open_time) for index, open_time in closes]
+        # The order folding tick by tick gives: by tick, then by interval.
+        closing.sort(key=lambda c: (c[0], c[1]))
+
+    keep_from = window.trim()
+    write.window = SeriesWrite(window.take_touched(), keep_from)
+    for interval, series in candles.items():
         keep_from = series.trim()
         write.candles[interval] = SeriesWrite(series.take_touched(), keep_from)
     if write.applied:
         write.ticker = ticker_fields(state)
-    for interval, open_time, cause in closing:
-        bar = state.candles[interval].bars.get(open_time)
+    for index, _, interval, open_time in closing:
+        bar = candles[interval].bars.get(open_time)
         if bar is not None:
-            write.closed.append(candle_event(state.symbol, interval, bar, cause))
+            write.closed.append(candle_event(state.symbol, interval, bar, applied[index].event_id))
     return write
+
+
+def _fold(
+    series: Series,
+    runs: list[tuple[int, int, int]],
+    uss: list[int],
+    prices: list[Decimal],
+    qtys: list[Decimal],
+) -> tuple[int, list[tuple[int, int]]]:
+    """Fold the grain runs into one series: (ticks skipped, [(tick index, closed bar)])."""
+    width = series.width_ms
+    skipped = 0
+    closes: list[tuple[int, int]] = []
+    merged: list[tuple[int, int, int]] = []
+    for start, end, grain_ms in runs:
+        open_time = grain_ms - grain_ms % width
+        if merged and merged[-1][2] == open_time:
+            merged[-1] = (merged[-1][0], end, open_time)
+        else:
+            merged.append((start, end, open_time))
+    for start, end, open_time in merged:
+        kept, closed = series.fold(open_time, uss[start:end], prices[start:end], qtys[start:end])
+        if not kept:
+            skipped += end - start
+        elif closed is not None:
+            closes.append((start, closed))
+    return skipped, closes
+
+
+def _price_message(symbol_json: str, tick: MarketTick, us: int, seq: int) -> str:
+    # The bytes of ``json.dumps`` with compact separators: decimal and ISO texts hold
+    # nothing JSON would escape, the symbol is escaped by json.dumps itself.
+    time = tick.timestamp.isoformat()
+    # A zero offset means the fields are the UTC ones already (ticks are UTC).
+    time = time[:-6] + "Z" if time.endswith("+00:00") else iso_us(us)
+    return (
+        f'{{"symbol":{symbol_json},"price":"{tick.price:f}",'
+        f'"quantity":"{tick.quantity:f}","time":"{time}","seq":{seq}}}'
+    )
 
 
 def price_message(tick: MarketTick, seq: int) -> str:
     """The ``prices:{symbol}`` pub/sub message of one tick (JSON, decimals as strings)."""
-    return json.dumps(
-        {
-            "symbol": tick.symbol,
-            "price": dec(tick.price),
-            "quantity": dec(tick.quantity),
-            "time": iso_us(epoch_us(tick.timestamp)),
-            "seq": seq,
-        },
-        separators=(",", ":"),
-    )
+    return _price_message(json.dumps(tick.symbol), tick, epoch_us(tick.timestamp), seq)
 
 
 def ticker_fields(state: SymbolState) -> dict[str, str]:
@@ -218,14 +286,13 @@ def ticker_fields(state: SymbolState) -> dict[str, str]:
     1439 minutes before the newest trade's minute up to that trade.
     """
     assert state.last is not None
-    bars = [state.window.bars[t] for t in state.window.order]
+    bars = list(map(state.window.bars.__getitem__, state.window.order))
     first = bars[0]
-    high, low, volume, count = first.high, first.low, Decimal(0), 0
-    for bar in bars:
-        high = max(high, bar.high)
-        low = min(low, bar.low)
-        volume += bar.volume
-        count += bar.count
+    # max/min keep the first of equal values; the volume is summed oldest first.
+    high = max(map(_HIGH, bars))
+    low = min(map(_LOW, bars))
+    volume = sum(map(_VOLUME, bars), Decimal(0))
+    count = sum(map(_COUNT, bars))
     change = state.last.price - first.open
     pct = (change * _HUNDRED / first.open).quantize(_PCT)
     return {

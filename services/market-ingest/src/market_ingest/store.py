@@ -42,6 +42,8 @@ _CONFLICT_ATTEMPTS = 3
 
 # KEYS: seq, ticker, window, one candle key per interval, outbox.
 # ARGV[1]: JSON spec (strings only, so no number goes through a Lua double).
+# ARGV[2]: the price messages, one per line (compact JSON never holds a raw newline); kept
+# out of the spec so that neither side escapes or parses them.
 APPLY_LUA = """
 local spec = cjson.decode(ARGV[1])
 local seq = redis.call('HGET', KEYS[1], 'seq')
@@ -61,7 +63,7 @@ for i, series in ipairs(spec.series) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. series.keep_from)
   if redis.call('EXISTS', key) == 1 then redis.call('EXPIRE', key, series.ttl) end
 end
-for _, message in ipairs(spec.prices) do redis.call('PUBLISH', spec.channel, message) end
+for message in string.gmatch(ARGV[2], '[^\\n]+') do redis.call('PUBLISH', spec.channel, message) end
 if #spec.outbox > 0 then redis.call('HSET', KEYS[#KEYS], unpack(spec.outbox)) end
 return 'ok'
 """
@@ -209,7 +211,8 @@ class RedisMarketStore:
             for w in writes:
                 keys = [*self.keys.state(w.symbol, self._rules.intervals)]
                 keys.append(self.keys.outbox(w.symbol))
-                await self._script(keys=keys, args=[self._spec(w, now)], client=pipe)
+                prices = "\n".join(w.prices) if self._prices else ""
+                await self._script(keys=keys, args=[self._spec(w, now), prices], client=pipe)
             answers: list[Any] = await pipe.execute()
         return answers
 
@@ -246,7 +249,6 @@ class RedisMarketStore:
             "ticker": ticker,
             "series": series,
             "channel": Keys.prices(w.symbol),
-            "prices": w.prices if self._prices else [],
             "outbox": outbox,
         }
         return json.dumps(spec, separators=(",", ":"))
