@@ -15,8 +15,23 @@ import asyncpg
 import redis.asyncio as aioredis
 from faststream.nats import JStream, NatsBroker
 from nats.js.api import DeliverPolicy
+from pydantic import BaseModel, ConfigDict
 
 from fleet_events import MarketTick, TradeExecuted, event_class
+
+
+class _BotData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    bot_id: str
+    version: int
+
+
+class _BotEvent(BaseModel):
+    """Any bot event, as a user would model the envelope for one subscriber."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    data: _BotData
 
 
 async def _run(
@@ -101,3 +116,28 @@ async def ticks_hset_each(nats_url: str, redis_url: str, n: int) -> float:
         return await _run(nats_url, "MARKET", "market.tick.>", n, event_class(MarketTick), handle)
     finally:
         await client.aclose()
+
+
+async def bots_upsert_each(nats_url: str, dsn: str, n: int) -> float:
+    """One upsert of the bot's status and version per bot event."""
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS naive_bots (bot_id text PRIMARY KEY, status text, version int)"
+    )
+
+    async def handle(event: Any) -> None:
+        d = event.data
+        await conn.execute(
+            "INSERT INTO naive_bots VALUES ($1,$2,$3) ON CONFLICT (bot_id) DO UPDATE "
+            "SET status = EXCLUDED.status, version = EXCLUDED.version "
+            "WHERE naive_bots.version < EXCLUDED.version",
+            d.bot_id,
+            event.type,
+            d.version,
+        )
+
+    try:
+        return await _run(nats_url, "BOTS", "bot.>", n, _BotEvent, handle)
+    finally:
+        await conn.execute("DROP TABLE naive_bots")
+        await conn.close()

@@ -23,7 +23,7 @@ from typing import Any
 from bench import limits, naive, stores
 from bench.report import write_report
 from bench.workers import measure_worker
-from bench.workloads import Workload, market_ticks, trade_fills
+from bench.workloads import Workload, bot_lifecycles, market_ticks, trade_fills
 from fleet_runtime.topology import apply, load_topology
 from fleet_runtime.worker import connect_nats
 from fleet_runtime.workers import discover_workers
@@ -53,6 +53,15 @@ TARGETS = [
         ("nats", "postgres"),
         trade_fills,
         naive.trades_insert_each,
+        "postgres",
+    ),
+    Target(
+        "bot-lifecycle",
+        "BOTS",
+        "bot.>",
+        ("nats", "postgres"),
+        bot_lifecycles,
+        naive.bots_upsert_each,
         "postgres",
     ),
     Target(

@@ -8,8 +8,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fleet_events import (
+    BOTS_STREAM,
     MARKET_STREAM,
     TRADES_STREAM,
+    BotCreated,
+    BotDeployed,
+    BotStarted,
+    BotStopped,
     MarketTick,
     Side,
     TradeExecuted,
@@ -84,3 +89,31 @@ def market_ticks(n: int, seed: int = 1) -> Workload:
         )
         out.append((subject_for(event), encode(event), str(event.id)))
     return Workload("market ticks", MARKET_STREAM, out)
+
+
+def bot_lifecycles(n: int, seed: int = 1) -> Workload:
+    """``n`` bot events: bots created, deployed, started and stopped (4 events a bot)."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    out = []
+    for b in range(n // 4):
+        bot = f"bench-bot-{seed}-{b}"
+        dep = f"dep-{seed}-{b}"
+        at = start + timedelta(milliseconds=b)
+        for payload in (
+            BotCreated(
+                bot_id=bot,
+                version=1,
+                user_id=f"user-{b % 50}",
+                name=f"bot {b}",
+                type="realtime",
+                config={"grid": 10},
+                tags=["bench"],
+                max_position_size=Decimal("5"),
+            ),
+            BotDeployed(bot_id=bot, version=2, deployment_id=dep, runtime="python3.11"),
+            BotStarted(bot_id=bot, version=3, deployment_id=dep),
+            BotStopped(bot_id=bot, version=4, deployment_id=dep, reason="bench"),
+        ):
+            event = new_event(payload, source="bench", time=at)
+            out.append((subject_for(event), encode(event), str(event.id)))
+    return Workload("bot lifecycles", BOTS_STREAM, out)
