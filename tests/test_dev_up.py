@@ -48,9 +48,15 @@ def test_dev_up_runs_the_fleet_and_stops_cleanly(tmp_path: Path) -> None:
         for name, n in re.findall(r"([A-Z]+) ([\d,]+)", last.split("streams:")[1].split("|")[0])
     }
     assert published >= 300
-    # Every simulated event landed in its stream, and none was dead-lettered.
-    assert counts["BOTS"] + counts["TRADES"] + counts["MARKET"] == published
+    # Every simulated event landed in its stream (MARKET also gets the candles that
+    # market-ingest closes), and none was dead-lettered.
+    assert counts["BOTS"] + counts["TRADES"] + counts["MARKET"] >= published
     assert counts["DLQ"] == 0
+    # The workers that exist were started and none of them exited while the fleet ran.
+    for worker in ("bot-lifecycle", "trade-recorder", "market-ingest"):
+        assert re.search(rf"worker {worker} +pid \d+", out)
+        assert f"worker {worker} exited with 0" in out
+    assert "EXITED" not in out
     # The servers were stopped: nothing still runs out of the data directory.
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(data) not in ps.stdout
