@@ -43,10 +43,21 @@ async def open_pool(
     """A small pool (a worker applies one batch at a time per consumer).
 
     ``init`` runs on every new connection (asyncpg's pool hook).
+
+    Every session plans each statement for its actual parameters
+    (``plan_cache_mode = force_custom_plan``): asyncpg prepares a statement once per
+    connection, and a generic plan chosen while the tables were small (sequential scans)
+    would stay until the connection closes, so a batch's ``id = ANY(...)`` lookups would
+    scan whole tables and batches would slow down as the tables grow.
     """
     async with unavailable_on_outage(schema, service):
         return await asyncpg.create_pool(
-            dsn, min_size=1, max_size=2, command_timeout=command_timeout, init=init
+            dsn,
+            min_size=1,
+            max_size=2,
+            command_timeout=command_timeout,
+            init=init,
+            server_settings={"plan_cache_mode": "force_custom_plan"},
         )
 
 

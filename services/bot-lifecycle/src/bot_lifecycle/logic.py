@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -239,11 +239,21 @@ def _diff(before: Bot, after: Bot, deployments: list[Deployment] | None = None) 
 
 
 def _snapshot(bot: Bot) -> dict[str, Any]:
-    """The bot's fields as JSON values (decimals and times as strings)."""
-    values = asdict(bot)
+    """The bot's fields as JSON values (decimals and times as strings), in field order.
+
+    Read field by field rather than with ``dataclasses.asdict``, whose recursive deep copy
+    dominated a batch's CPU time. Nothing mutates a bot's ``config`` or ``tags`` in place
+    (every change builds new ones), so top-level copies keep the snapshot independent.
+    """
+    values = {name: getattr(bot, name) for name in _BOT_FIELDS}
+    values["config"] = dict(bot.config)
+    values["tags"] = list(bot.tags)
     values["status"] = bot.status.value
     for key in ("created_at", "updated_at", "deleted_at"):
         values[key] = values[key].isoformat() if values[key] is not None else None
     if bot.max_position_size is not None:
         values["max_position_size"] = str(bot.max_position_size)
     return values
+
+
+_BOT_FIELDS = tuple(f.name for f in fields(Bot))
