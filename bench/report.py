@@ -78,6 +78,29 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {name} | — | — | — | — | — |")
     lines += [
         "",
+        "## Where the CPU goes (µs of CPU per event while draining the backlog)",
+        "",
+        "| worker | worker process | nats-server | store server | sum | cores busy at the measured rate |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, res in doc["results"].items():
+        s = res["summary"]
+        cpu = s.get("cpu_us_per_event")
+        if not cpu:
+            lines.append(f"| {name} | — | — | — | — | — |")
+            continue
+        store = sum(v for k, v in cpu.items() if k not in ("worker", "nats-server"))
+        total = sum(cpu.values())
+        lines.append(
+            f"| {name} | {cpu['worker']:.1f} | {cpu.get('nats-server', 0):.1f} | {store:.1f} | "
+            f"{total:.1f} | {total * s['worker'] / 1e6:.2f} of {doc['machine']['cpus']} |"
+        )
+    lines += [
+        "",
+        "The sum bounds what this machine can do with the current code: at most "
+        "CPUs × 10⁶ / sum events/s even with every process busy all the time. The worker "
+        "process runs on one core, so 10⁶ / its figure is the most one process can reach.",
+        "",
         "Limit = the faster of the two callback-driven pulls (two MSG.NEXT requests in "
         "flight). The naive baseline handles a subset of the same events "
         f"({doc['sizes']['naive_events']:,}). Latency is measured from the publish call to "

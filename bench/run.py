@@ -95,6 +95,15 @@ def _store_url(fleet: Fleet, kind: str) -> str:
     return fleet.postgres.dsn() if kind == "postgres" else fleet.server(kind).url
 
 
+def _server_pids(fleet: Fleet, kinds: tuple[str, ...]) -> dict[str, int]:
+    pids = {}
+    for kind in kinds:
+        pid = fleet.server(kind).pid
+        if pid is not None:
+            pids["nats-server" if kind == "nats" else kind] = pid
+    return pids
+
+
 async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     workload = target.workload(sizes.events, rep + 1)
@@ -136,6 +145,7 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
                 latency_rate=sizes.latency_rate,
                 streams_file=ROOT / "streams.yaml",
                 log_path=logs / f"{target.worker}.log",
+                server_pids=_server_pids(fleet, target.kinds),
             )
             figures["worker"] = asdict(run)
         figures["naive"] = await target.naive(fleet.nats.url, store_url, sizes.naive_events)
@@ -163,6 +173,10 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
     if workers:
         out["worker"] = statistics.median(w["events_per_s"] for w in workers)
         out["peak_rss_mb"] = max(w["peak_rss_mb"] for w in workers)
+        out["cpu_us_per_event"] = {
+            k: statistics.median(w["cpu_us_per_event"][k] for w in workers)
+            for k in workers[0]["cpu_us_per_event"]
+        }
         lat = [w["latency_ms"] for w in workers if w["latency_ms"]]
         if lat:
             out["latency_ms"] = {

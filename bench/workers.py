@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import os
 import signal
 import statistics
 import time
@@ -30,6 +31,10 @@ class WorkerRun:
     latency_ms: dict[str, float]
     peak_rss_mb: float
     events: int
+    cpu_us_per_event: dict[str, float]
+    """CPU time (user + system) each process spent per event during the drain: the
+    worker, and each server with its children (PostgreSQL serves a connection from a
+    child process)."""
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -40,6 +45,41 @@ def _peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants (0 if gone)."""
+    total = 0.0
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may contain spaces: split after its closing paren.
+        fields = text.rsplit(")", 1)[1].split()
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS_PER_S)
+    family = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for child, (parent, _) in stats.items():
+            if parent in family and child not in family:
+                family.add(child)
+                grew = True
+    for member in family:
+        if member in stats:
+            total += stats[member][1]
+    return total
+
+
+def _cpu_snapshot(pids: Mapping[str, int]) -> dict[str, float]:
+    return {name: _cpu_seconds(pid) for name, pid in pids.items()}
 
 
 async def _ack_floor(js: JetStreamContext, stream: str, durable: str) -> tuple[int, int, int]:
@@ -59,13 +99,19 @@ async def measure_worker(
     latency_rate: int,
     streams_file: Path,
     log_path: Path,
+    server_pids: Mapping[str, int],
 ) -> WorkerRun:
-    """Drain ``backlog`` stored events, then offer ``latency_load`` at ``latency_rate``/s."""
+    """Drain ``backlog`` stored events, then offer ``latency_load`` at ``latency_rate``/s.
+
+    ``server_pids`` names the servers whose CPU time per event is reported with the
+    worker's (e.g. ``{"nats-server": pid, "postgres": pid}``).
+    """
     env = await worker_env(spec, fleet_env, streams_file)
     with log_path.open("ab") as log_file:
         proc = await spawn_worker(spec.name, env, log_file)
         try:
-            rate = await _drain_rate(js, stream, durable, backlog, proc)
+            pids = {"worker": proc.pid, **server_pids}
+            rate, cpu = await _drain_rate(js, stream, durable, backlog, proc, pids)
             latency = await _latency(js, stream, durable, latency_load, latency_rate, proc)
             rss = _peak_rss_mb(proc.pid)
         finally:
@@ -75,14 +121,27 @@ async def measure_worker(
                     await asyncio.wait_for(proc.wait(), 30)
                 except TimeoutError:
                     proc.kill()
-    return WorkerRun(events_per_s=rate, latency_ms=latency, peak_rss_mb=rss, events=backlog)
+    return WorkerRun(
+        events_per_s=rate,
+        latency_ms=latency,
+        peak_rss_mb=rss,
+        events=backlog,
+        cpu_us_per_event=cpu,
+    )
 
 
 async def _drain_rate(
-    js: JetStreamContext, stream: str, durable: str, backlog: int, proc: asyncio.subprocess.Process
-) -> float:
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    backlog: int,
+    proc: asyncio.subprocess.Process,
+    pids: Mapping[str, int],
+) -> tuple[float, dict[str, float]]:
+    """Events/s from the first commit to the last, and CPU µs per event over that span."""
     deadline = time.monotonic() + 600
     first: tuple[float, int] | None = None
+    cpu_first: dict[str, float] = {}
     while True:
         if proc.returncode is not None:
             raise RuntimeError(f"worker exited with {proc.returncode} (see its log)")
@@ -97,9 +156,13 @@ async def _drain_rate(
         if first is None and acked > 0:
             # Timing starts at the first commit: process start-up is not throughput.
             first = (now, acked)
+            cpu_first = _cpu_snapshot(pids)
         if acked >= backlog:
             assert first is not None
-            return (acked - first[1]) / max(now - first[0], 1e-9)
+            cpu_last = _cpu_snapshot(pids)
+            events = max(acked - first[1], 1)
+            cpu = {k: 1e6 * (cpu_last[k] - cpu_first[k]) / events for k in pids}
+            return events / max(now - first[0], 1e-9), cpu
         await asyncio.sleep(0.01)
 
 
