@@ -19,6 +19,7 @@ from fleet_events import Event, Side
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
+from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
 from trade_recorder.logic import Fill, apply_fills, fill_from_event
 
@@ -28,43 +29,40 @@ REPO = Path(__file__).resolve().parents[3]
 TOTAL_FILLS = 6000
 
 
-def topology_file(tmp_path: Path) -> Path:
+def topology_file(tmp_path: Path, *, partitions: int = 1) -> Path:
     """The repository's streams.yaml with trade-recorder's first redelivery after 2 s.
 
     The production backoff starts at 30 s; a killed worker's unacked messages come back
-    after backoff[0], so the test shortens it to stay fast. Everything else is as declared.
+    after backoff[0], so the test shortens it to stay fast. With ``partitions`` > 1,
+    TRADES is split by bot id (the last subject word) and trade-recorder binds per
+    partition. Everything else is as declared.
     """
-    text = (REPO / "streams.yaml").read_text()
-    declared = "backoff: [30s, 1m, 5m, 15m, 1h]"
-    assert declared in text
-    path = tmp_path / "streams.yaml"
-    path.write_text(text.replace(declared, "backoff: [2s, 2s, 5s, 15s, 1m]"))
-    return path
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "trade_recorder"], env=env, stdout=out, stderr=out
+    streams = StreamsFile(REPO / "streams.yaml").set_backoff(
+        "trade-recorder", "TRADES", ["2s", "2s", "5s", "15s", "1m"]
+    )
+    if partitions > 1:
+        streams.partition(
+            "TRADES", subjects="trade.*.*", count=partitions, key=[2], workers=["trade-recorder"]
         )
+    return streams.write(tmp_path / "streams.yaml")
 
 
-@pytest.mark.slow
-async def test_worker_survives_kill_9_with_exact_counts_and_sums(
-    isolated_fleet: Fleet,
-    trading_dsns: tuple[str, str],
-    tmp_path: Path,
-) -> None:
-    owner, worker_dsn = trading_dsns
-    streams = topology_file(tmp_path)
-    nc = await nats.connect(isolated_fleet.nats.url)
-    js = nc.jetstream()
-    await apply(js, load_topology(streams))
+def start_worker(
+    env: dict[str, str], log: Path, partition: int | None = None
+) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "trade_recorder"]
+    if partition is not None:
+        args = [sys.executable, "-m", "fleet_runtime.cli", "worker", "run", "trade-recorder"]
+        args += ["--partition", str(partition)]
+    with log.open("ab") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=out)
 
-    # 6000 distinct fills over 4 bots x 2 symbols, every 10th re-sent under a new event
-    # id, and a completion for every order of 3 fills.
+
+def fill_events(total: int, bots: int) -> tuple[list[Event[Any]], list[Event[Any]]]:
+    """(distinct fills, what is published): ``total`` fills over ``bots`` bots x 2 symbols,
+    every 10th re-sent under a new event id, a completion for every order of 3 fills."""
     fills: list[Event[Any]] = []
-    for n in range(TOTAL_FILLS):
+    for n in range(total):
         fills.append(
             TradeEvents.fill(
                 f"t{n}",
@@ -73,7 +71,7 @@ async def test_worker_survives_kill_9_with_exact_counts_and_sums(
                 price=Decimal(20_000 + (n * 37) % 500) / 10,
                 fee=Decimal(n % 9) / 1000,
                 order_id=f"o{n // 3}",
-                bot_id=f"bot-{n % 4}",
+                bot_id=f"bot-{(n // 3) % bots}",
                 symbol=("BTC", "ETH")[n % 2],
             )
         )
@@ -96,16 +94,62 @@ async def test_worker_survives_kill_9_with_exact_counts_and_sums(
             )
         if n % 3 == 2:
             published.append(TradeEvents.completed(f"o{n // 3}", bot_id=event.data.bot_id))
-    await EventPublisher(js).publish_many(published)
+    return fills, published
 
-    env = {
+
+def worker_env(fleet: Fleet, worker_dsn: str, streams: Path) -> dict[str, str]:
+    return {
         **os.environ,
-        "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
+        "TRADE_RECORDER_NATS_URL": fleet.nats.url,
         "TRADE_RECORDER_POSTGRES_DSN": worker_dsn,
         "TRADE_RECORDER_STREAMS_FILE": str(streams),
         "TRADE_RECORDER_BATCH_SIZE": "25",
         "TRADE_RECORDER_LOG_FORMAT": "json",
     }
+
+
+async def check_books(db: asyncpg.Connection, fills: list[Event[Any]]) -> None:
+    """Trades, orders and positions equal an independent computation from ``fills``."""
+    unique = [fill_from_event(e, n) for n, e in enumerate(fills)]
+    row = await db.fetchrow(
+        "SELECT count(*) AS n, count(DISTINCT trade_id) AS u, sum(quantity) AS q, "
+        "sum(fee) AS f FROM trading.trades"
+    )
+    assert (row["n"], row["u"]) == (len(fills), len(fills))
+    assert row["q"] == sum((f.quantity for f in unique), Decimal(0))
+    assert row["f"] == sum((f.fee for f in unique), Decimal(0))
+    orders = await db.fetchrow(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE status = 'completed') AS done, "
+        "sum(fill_count) AS fills FROM trading.orders"
+    )
+    n_orders = len(fills) // 3
+    assert (orders["n"], orders["done"], orders["fills"]) == (n_orders, n_orders, len(fills))
+    # Average entry prices and realized PnL depend on the order of each key's fills: equal
+    # positions show every position's fills were applied in stream order.
+    expected = _expected_positions(unique)
+    stored = await db.fetch(
+        "SELECT user_id, bot_id, symbol, side, quantity, average_entry_price, "
+        "realized_pnl, fees, is_open FROM trading.positions "
+        "ORDER BY user_id, bot_id, symbol, id"
+    )
+    assert [tuple(r.values()) for r in stored] == expected
+
+
+@pytest.mark.slow
+async def test_worker_survives_kill_9_with_exact_counts_and_sums(
+    isolated_fleet: Fleet,
+    trading_dsns: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    owner, worker_dsn = trading_dsns
+    streams = topology_file(tmp_path)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    await apply(js, load_topology(streams))
+
+    fills, published = fill_events(TOTAL_FILLS, bots=4)
+    await EventPublisher(js).publish_many(published)
+    env = worker_env(isolated_fleet, worker_dsn, streams)
     log = tmp_path / "worker.log"
     db = await asyncpg.connect(owner)
 
@@ -139,27 +183,69 @@ async def test_worker_survives_kill_9_with_exact_counts_and_sums(
         await nc.close()
 
     try:
-        unique = [fill_from_event(e, n) for n, e in enumerate(fills)]
-        row = await db.fetchrow(
-            "SELECT count(*) AS n, count(DISTINCT trade_id) AS u, sum(quantity) AS q, "
-            "sum(fee) AS f FROM trading.trades"
-        )
-        assert (row["n"], row["u"]) == (TOTAL_FILLS, TOTAL_FILLS)
-        assert row["q"] == sum((f.quantity for f in unique), Decimal(0))
-        assert row["f"] == sum((f.fee for f in unique), Decimal(0))
-        orders = await db.fetchrow(
-            "SELECT count(*) AS n, count(*) FILTER (WHERE status = 'completed') AS done, "
-            "sum(fill_count) AS fills FROM trading.orders"
-        )
-        assert (orders["n"], orders["done"], orders["fills"]) == (2000, 2000, TOTAL_FILLS)
-        expected = _expected_positions(unique)
-        stored = await db.fetch(
-            "SELECT user_id, bot_id, symbol, side, quantity, average_entry_price, "
-            "realized_pnl, fees, is_open FROM trading.positions "
-            "ORDER BY user_id, bot_id, symbol, id"
-        )
-        assert [tuple(r.values()) for r in stored] == expected
+        await check_books(db, fills)
         assert await db.fetchval("SELECT stream_seq FROM trading.checkpoints") == len(published)
+    finally:
+        await db.close()
+
+
+@pytest.mark.slow
+async def test_two_partitions_each_in_order_with_one_killed(
+    isolated_fleet: Fleet,
+    trading_dsns: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    """TRADES split in two by bot: one process per partition, one of them kill -9'd."""
+    owner, worker_dsn = trading_dsns
+    streams = topology_file(tmp_path, partitions=2)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    await apply(js, load_topology(streams))
+    total = 3000
+    fills, published = fill_events(total, bots=8)
+    await EventPublisher(js).publish_many(published)
+    env = worker_env(isolated_fleet, worker_dsn, streams)
+    db = await asyncpg.connect(owner)
+
+    async def recorded() -> int:
+        return int(await db.fetchval("SELECT count(*) FROM trading.trades"))
+
+    workers = [start_worker(env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)]
+    try:
+        await wait_until(lambda: _at_least(recorded, 600), 60, "600 fills recorded")
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(timeout=10)
+        assert await recorded() < total, "the kill must land mid-stream"
+        workers[0] = start_worker(env, tmp_path / "p0.log", partition=0)
+
+        async def drained() -> bool:
+            for k in (0, 1):
+                info = await js.consumer_info("TRADES", f"trade-recorder-p{k}")
+                if info.num_pending or info.num_ack_pending:
+                    return False
+            return await recorded() == total
+
+        await wait_until(drained, 90, "both partitions applied and acked")
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        assert [w.wait(timeout=30) for w in workers] == [0, 0]
+        # Both partition consumers were used (8 bots hash to both partitions).
+        delivered = [
+            (await js.consumer_info("TRADES", f"trade-recorder-p{k}")).delivered.consumer_seq
+            for k in (0, 1)
+        ]
+        assert all(delivered)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        await nc.close()
+
+    try:
+        await check_books(db, fills)
+        checkpoints = dict(await db.fetch("SELECT name, stream_seq FROM trading.checkpoints"))
+        assert set(checkpoints) == {"trade-recorder-p0", "trade-recorder-p1"}
+        assert max(checkpoints.values()) == len(published)
     finally:
         await db.close()
 

@@ -25,7 +25,7 @@ from nats.js.client import JetStreamContext
 from fleet_runtime.errors import UserError
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.simulation import MarketSimulator
-from fleet_runtime.topology import apply, load_topology
+from fleet_runtime.topology import Topology, apply, load_topology
 from fleet_runtime.worker import connect_nats
 from fleet_runtime.workers import WorkerSpec, discover_workers
 
@@ -84,44 +84,42 @@ async def worker_env(
 
 
 async def spawn_worker(
-    name: str, env: Mapping[str, str], log_file: IO[bytes]
+    name: str, env: Mapping[str, str], log_file: IO[bytes], partition: int | None = None
 ) -> asyncio.subprocess.Process:
-    """Start ``fleet worker run NAME`` as a child process writing to ``log_file``."""
+    """Start ``fleet worker run NAME [--partition K]``, its output going to ``log_file``."""
+    args = ["-m", "fleet_runtime.cli", "worker", "run", name]
+    if partition is not None:
+        args += ["--partition", str(partition)]
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fleet_runtime.cli",
-        "worker",
-        "run",
-        name,
-        env=dict(env),
-        stdout=log_file,
-        stderr=log_file,
+        sys.executable, *args, env=dict(env), stdout=log_file, stderr=log_file
     )
 
 
+def worker_partitions(topology: Topology, worker: str) -> list[int | None]:
+    """The processes a worker runs as: ``[None]`` (one, unpartitioned) or ``0..n-1``.
+
+    A worker whose consumer is partitioned runs one process per partition, each bound to
+    its ``<durable>-p<k>`` consumer.
+    """
+    found = sorted({d.partition for d in topology.durables_for(worker) if d.partition is not None})
+    return [*found] if found else [None]
+
+
 async def _start_workers(
-    opts: DevOptions, fleet_env: Mapping[str, str], logs: Path
+    opts: DevOptions, topology: Topology, fleet_env: Mapping[str, str], logs: Path
 ) -> dict[str, asyncio.subprocess.Process]:
     procs: dict[str, asyncio.subprocess.Process] = {}
     for name, spec in discover_workers().items():
         if not spec.implemented:
             print(f"  worker {name:<20} not implemented yet: not started")
             continue
-        env = await worker_env(spec, fleet_env, opts.streams_file)
-        log_file = (logs / f"{name}.log").open("ab")
-        procs[name] = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "fleet_runtime.cli",
-            "worker",
-            "run",
-            name,
-            env=env,
-            stdout=log_file,
-            stderr=log_file,
-        )
-        print(f"  worker {name:<20} pid {procs[name].pid}, log {logs / (name + '.log')}")
+        for partition in worker_partitions(topology, name):
+            label = name if partition is None else f"{name}-p{partition}"
+            env = await worker_env(spec, fleet_env, opts.streams_file)
+            log_path = logs / f"{label}.log"
+            with log_path.open("ab") as log_file:
+                procs[label] = await spawn_worker(name, env, log_file, partition)
+            print(f"  worker {label:<20} pid {procs[label].pid}, log {log_path}")
     return procs
 
 
@@ -172,8 +170,9 @@ async def run_dev(opts: DevOptions) -> None:
         js = nc.jetstream()
         plan = await apply(js, topology)
         print(f"  topology applied from {opts.streams_file}: {plan.summary()}")
-        procs = await _start_workers(opts, fleet_env, logs)
-        durables = [(d.stream, d.name) for d in topology.durables() if d.spec.worker in procs]
+        procs = await _start_workers(opts, topology, fleet_env, logs)
+        ready = {name for name, spec in discover_workers().items() if spec.implemented}
+        durables = [(d.stream, d.name) for d in topology.durables() if d.spec.worker in ready]
         await _run_until_stopped(js, opts, stop, procs, durables)
         await nc.drain()
     finally:
