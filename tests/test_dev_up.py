@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fleet_runtime.dev import worker_partitions
+from fleet_runtime.topology import load_topology
+from fleet_testing.topologies import StreamsFile
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,3 +64,15 @@ def test_dev_up_runs_the_fleet_and_stops_cleanly(tmp_path: Path) -> None:
     # The servers were stopped: nothing still runs out of the data directory.
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(data) not in ps.stdout
+
+
+def test_a_partitioned_worker_runs_one_process_per_partition(tmp_path: Path) -> None:
+    plain = load_topology(ROOT / "streams.yaml")
+    assert worker_partitions(plain, "trade-recorder") == [None]
+    split = StreamsFile(ROOT / "streams.yaml").partition(
+        "TRADES", subjects="trade.*.*", count=3, key=[2], workers=["trade-recorder"]
+    )
+    topology = load_topology(split.write(tmp_path / "streams.yaml"))
+    assert worker_partitions(topology, "trade-recorder") == [0, 1, 2]
+    # analytics-projector also reads TRADES, unpartitioned: still one process.
+    assert worker_partitions(topology, "analytics-projector") == [None]
