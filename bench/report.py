@@ -78,6 +78,29 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {name} | — | — | — | — | — |")
     lines += [
         "",
+        "## Scale-out: one worker process per partition (same events, fresh servers)",
+        "",
+        "| worker | partitions | events/s | / one process (same run) | / limit (one process) | worker CPU µs/event | sum CPU µs/event |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, res in doc["results"].items():
+        so = res["summary"].get("scaleout")
+        if not so:
+            lines.append(f"| {name} | — | not measured | — | — | — | — |")
+            continue
+        cpu = so["cpu_us_per_event"]
+        lines.append(
+            f"| {name} | {so['partitions']} | {_n(so['events_per_s'])} | "
+            f"{_x(so['over_single'])} | {_x(so['over_limit'])} | {cpu['worker']:.1f} | "
+            f"{sum(cpu.values()):.1f} |"
+        )
+    lines += [
+        "",
+        "The stream is split by the subject's entity word (bot id for trades, symbol for "
+        "ticks), so each entity's events stay in order in one partition. The limit is the "
+        "single-process consume+ack rate of the table above; bot-lifecycle is not split "
+        "(its users rows are shared across bots).",
+        "",
         "## Where the CPU goes (µs of CPU per event while draining the backlog)",
         "",
         "| worker | worker process | nats-server | store server | sum | cores busy at the measured rate |",

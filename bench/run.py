@@ -22,12 +22,13 @@ from typing import Any
 
 from bench import limits, naive, stores
 from bench.report import write_report
-from bench.workers import measure_worker
+from bench.workers import measure_partitioned, measure_worker
 from bench.workloads import Workload, bot_lifecycles, market_ticks, trade_fills
 from fleet_runtime.topology import apply, load_topology
 from fleet_runtime.worker import connect_nats
 from fleet_runtime.workers import discover_workers
 from fleet_testing import Fleet
+from fleet_testing.topologies import StreamsFile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +44,8 @@ class Target:
     workload: Callable[[int, int], Workload]
     naive: Callable[[str, str, int], Awaitable[float]]
     naive_store: str
+    partition: tuple[str, list[int]] | None = None
+    """How the stream splits for the scale-out run: (partitioned subjects, hashed words)."""
 
 
 TARGETS = [
@@ -54,6 +57,8 @@ TARGETS = [
         trade_fills,
         naive.trades_insert_each,
         "postgres",
+        # By bot id: a bot's fills, orders and positions stay in one partition, in order.
+        ("trade.*.*", [2]),
     ),
     Target(
         "bot-lifecycle",
@@ -72,6 +77,8 @@ TARGETS = [
         market_ticks,
         naive.ticks_hset_each,
         "redis",
+        # By symbol: each partition owns its symbols' keys in Redis.
+        ("market.tick.*", [1]),
     ),
 ]
 
@@ -150,7 +157,41 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
             figures["worker"] = asdict(run)
         figures["naive"] = await target.naive(fleet.nats.url, store_url, sizes.naive_events)
         await nc.drain()
+    if target.partition is not None and discover_workers()[target.worker].implemented:
+        figures["scaleout"] = await _scaleout(target, workload, logs)
     return figures
+
+
+async def _scaleout(target: Target, workload: Workload, logs: Path) -> dict[str, Any]:
+    """The same events drained by one worker process per partition, on fresh servers."""
+    assert target.partition is not None
+    subjects, key = target.partition
+    partitions = max(_cpus(), 2)
+    tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    streams = StreamsFile(ROOT / "streams.yaml").partition(
+        target.stream, subjects=subjects, count=partitions, key=key, workers=[target.worker]
+    )
+    streams_file = streams.write(tmp / "streams.yaml")
+    with Fleet(tmp / "servers") as fleet:
+        fleet.start(*target.kinds)
+        nc = await connect_nats(fleet.nats.url, "bench")
+        js = nc.jetstream()
+        await apply(js, load_topology(streams_file))
+        await limits.load_stream(nc, js, workload)
+        result = await measure_partitioned(
+            discover_workers()[target.worker],
+            fleet.env(),
+            js,
+            stream=target.stream,
+            durable=target.worker,
+            partitions=partitions,
+            backlog=len(workload),
+            streams_file=streams_file,
+            log_dir=logs,
+            server_pids=_server_pids(fleet, target.kinds),
+        )
+        await nc.drain()
+    return result
 
 
 def _median(reps: list[dict[str, Any]], key: str) -> float | None:
@@ -192,6 +233,22 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
         out["worker_over_fetch"] = statistics.median(
             r["worker"]["events_per_s"] / r["fetch_ack_each"] for r in reps if "worker" in r
         )
+        scaleouts = [r for r in reps if "scaleout" in r]
+        if scaleouts:
+            out["scaleout"] = {
+                "partitions": scaleouts[0]["scaleout"]["partitions"],
+                "events_per_s": statistics.median(r["scaleout"]["events_per_s"] for r in scaleouts),
+                "over_limit": statistics.median(
+                    r["scaleout"]["events_per_s"] / r["limit"] for r in scaleouts
+                ),
+                "over_single": statistics.median(
+                    r["scaleout"]["events_per_s"] / r["worker"]["events_per_s"] for r in scaleouts
+                ),
+                "cpu_us_per_event": {
+                    k: statistics.median(r["scaleout"]["cpu_us_per_event"][k] for r in scaleouts)
+                    for k in scaleouts[0]["scaleout"]["cpu_us_per_event"]
+                },
+            }
     else:
         out["worker"] = None
     out["implemented"] = bool(workers)

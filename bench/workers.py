@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nats.js.client import JetStreamContext
 
@@ -78,8 +79,8 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def _cpu_snapshot(pids: Mapping[str, int]) -> dict[str, float]:
-    return {name: _cpu_seconds(pid) for name, pid in pids.items()}
+def _cpu_snapshot(pids: Mapping[str, list[int]]) -> dict[str, float]:
+    return {name: sum(map(_cpu_seconds, group)) for name, group in pids.items()}
 
 
 async def _ack_floor(js: JetStreamContext, stream: str, durable: str) -> tuple[int, int, int]:
@@ -110,8 +111,8 @@ async def measure_worker(
     with log_path.open("ab") as log_file:
         proc = await spawn_worker(spec.name, env, log_file)
         try:
-            pids = {"worker": proc.pid, **server_pids}
-            rate, cpu = await _drain_rate(js, stream, durable, backlog, proc, pids)
+            pids = {"worker": [proc.pid], **{k: [v] for k, v in server_pids.items()}}
+            rate, cpu = await _drain_rate(js, stream, [durable], backlog, [proc], pids)
             latency = await _latency(js, stream, durable, latency_load, latency_rate, proc)
             rss = _peak_rss_mb(proc.pid)
         finally:
@@ -133,22 +134,28 @@ async def measure_worker(
 async def _drain_rate(
     js: JetStreamContext,
     stream: str,
-    durable: str,
+    durables: list[str],
     backlog: int,
-    proc: asyncio.subprocess.Process,
-    pids: Mapping[str, int],
+    procs: list[asyncio.subprocess.Process],
+    pids: Mapping[str, list[int]],
 ) -> tuple[float, dict[str, float]]:
-    """Events/s from the first commit to the last, and CPU µs per event over that span."""
+    """Events/s from the first commit to the last, and CPU µs per event over that span.
+
+    With several durables (partitions), an event counts once its partition acked it.
+    """
     deadline = time.monotonic() + 600
     first: tuple[float, int] | None = None
     cpu_first: dict[str, float] = {}
     while True:
-        if proc.returncode is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode} (see its log)")
+        for proc in procs:
+            if proc.returncode is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode} (see its log)")
         if time.monotonic() > deadline:
             raise RuntimeError("worker did not drain its backlog in 600 s")
         try:
-            acked, _, _ = await _ack_floor(js, stream, durable)
+            acked = 0
+            for durable in durables:
+                acked += (await _ack_floor(js, stream, durable))[0]
         except Exception:
             await asyncio.sleep(0.01)
             continue
@@ -219,3 +226,38 @@ async def _latency(
         "rate": float(rate),
         "count": float(len(lat)),
     }
+
+
+async def measure_partitioned(
+    spec: WorkerSpec,
+    fleet_env: Mapping[str, str],
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    partitions: int,
+    backlog: int,
+    streams_file: Path,
+    log_dir: Path,
+    server_pids: Mapping[str, int],
+) -> dict[str, Any]:
+    """Drain ``backlog`` with one worker process per partition (the scale-out deployment)."""
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for k in range(partitions):
+            env = await worker_env(spec, fleet_env, streams_file)
+            with (log_dir / f"{spec.name}-p{k}.log").open("ab") as log_file:
+                procs.append(await spawn_worker(spec.name, env, log_file, k))
+        pids = {"worker": [p.pid for p in procs], **{k: [v] for k, v in server_pids.items()}}
+        durables = [f"{durable}-p{k}" for k in range(partitions)]
+        rate, cpu = await _drain_rate(js, stream, durables, backlog, procs, pids)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+    return {"events_per_s": rate, "partitions": partitions, "cpu_us_per_event": cpu}
