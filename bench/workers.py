@@ -20,6 +20,7 @@ from typing import Any
 from nats.js.client import JetStreamContext
 
 from bench.workloads import Workload
+from fleet_events import DLQ_STREAM
 from fleet_runtime.dev import spawn_worker, worker_env
 from fleet_runtime.workers import WorkerSpec
 
@@ -83,6 +84,13 @@ def _cpu_snapshot(pids: Mapping[str, list[int]]) -> dict[str, float]:
     return {name: sum(map(_cpu_seconds, group)) for name, group in pids.items()}
 
 
+async def _check_no_dead_letters(js: JetStreamContext) -> None:
+    """A drain that dead-lettered events measured terms, not work: refuse its figure."""
+    dead = (await js.stream_info(DLQ_STREAM)).state.messages
+    if dead:
+        raise RuntimeError(f"the worker dead-lettered {dead} benchmark events (see its log)")
+
+
 async def _ack_floor(js: JetStreamContext, stream: str, durable: str) -> tuple[int, int, int]:
     info = await js.consumer_info(stream, durable)
     return info.ack_floor.consumer_seq, info.ack_floor.stream_seq, info.num_pending or 0
@@ -113,6 +121,7 @@ async def measure_worker(
         try:
             pids = {"worker": [proc.pid], **{k: [v] for k, v in server_pids.items()}}
             rate, cpu = await _drain_rate(js, stream, [durable], backlog, [proc], pids)
+            await _check_no_dead_letters(js)
             latency = await _latency(js, stream, durable, latency_load, latency_rate, proc)
             rss = _peak_rss_mb(proc.pid)
         finally:
@@ -251,6 +260,7 @@ async def measure_partitioned(
         pids = {"worker": [p.pid for p in procs], **{k: [v] for k, v in server_pids.items()}}
         durables = [f"{durable}-p{k}" for k in range(partitions)]
         rate, cpu = await _drain_rate(js, stream, durables, backlog, procs, pids)
+        await _check_no_dead_letters(js)
     finally:
         for proc in procs:
             if proc.returncode is None:
