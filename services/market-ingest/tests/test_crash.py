@@ -15,14 +15,26 @@ from redis.asyncio import Redis
 
 from fleet_events import CandleInterval
 from fleet_runtime.publisher import EventPublisher
+from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
+from fleet_testing.topologies import StreamsFile
 from market_ingest.bars import epoch_us
 from market_ingest.handlers import TickHandler
 from market_ingest.logic import candle_event_id
 from market_ingest.metrics import MarketIngestMetrics
 from market_ingest.store import Keys
 
-from .conftest import T0, by_symbol, generate_ticks, make_store, seq_ticks, start_servers, tick
+from .conftest import (
+    STREAMS,
+    SYMBOLS,
+    T0,
+    by_symbol,
+    generate_ticks,
+    make_store,
+    seq_ticks,
+    start_servers,
+    tick,
+)
 from .test_worker import (
     KEPT,
     LIVE,
@@ -35,7 +47,9 @@ from .test_worker import (
 )
 
 
-async def spawn(fleet: Fleet, log: Path) -> asyncio.subprocess.Process:
+async def spawn(
+    fleet: Fleet, log: Path, *, partition: int | None = None, streams: Path | None = None
+) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "MARKET_INGEST_NATS_URL": fleet.nats.url,
@@ -43,10 +57,16 @@ async def spawn(fleet: Fleet, log: Path) -> asyncio.subprocess.Process:
         "MARKET_INGEST_CANDLES_KEPT": str(KEPT),
         "MARKET_INGEST_LOG_FORMAT": "json",
     }
-    out = log.open("ab")
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "market_ingest", env=env, stdout=out, stderr=out
-    )
+    if streams is not None:
+        env["MARKET_INGEST_STREAMS_FILE"] = str(streams)
+    args = ["-m", "market_ingest"]
+    if partition is not None:
+        args = ["-m", "fleet_runtime.cli", "worker", "run", "market-ingest"]
+        args += ["--partition", str(partition)]
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, *args, env=env, stdout=out, stderr=out
+        )
 
 
 async def test_kill_9_mid_stream_then_restart_gives_exact_volumes(
@@ -82,6 +102,53 @@ async def test_kill_9_mid_stream_then_restart_gives_exact_volumes(
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 30)
+        await nc.close()
+        await redis.aclose()
+
+
+async def test_two_partitions_by_symbol_one_killed_give_exact_state(
+    isolated_fleet: Fleet, tmp_path: Path
+) -> None:
+    """MARKET ticks split two ways by symbol, one process each; one is kill -9'd."""
+    streams = (
+        StreamsFile(STREAMS)
+        .partition("MARKET", subjects="market.tick.*", count=2, key=[1], workers=["market-ingest"])
+        .write(tmp_path / "streams.yaml")
+    )
+    await asyncio.to_thread(isolated_fleet.start, "nats", "redis")
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    await apply(js, load_topology(streams))
+    redis = Redis.from_url(isolated_fleet.redis.url)
+    events = generate_ticks(seed=43, n=12_000)
+    procs = [
+        await spawn(isolated_fleet, tmp_path / f"p{k}.log", partition=k, streams=streams)
+        for k in (0, 1)
+    ]
+    try:
+        publishing = asyncio.create_task(publish(js, events))
+
+        async def some_applied() -> bool:
+            seqs = [await redis.hget(LIVE.seq(s), "seq") for s in SYMBOLS]
+            return sum(int(x) for x in seqs if x is not None) > 3000
+
+        await wait_until(some_applied, 60, "the partitions to apply ticks")
+        procs[0].send_signal(signal.SIGKILL)
+        assert await procs[0].wait() == -signal.SIGKILL
+        ticks = await publishing
+        procs[0] = await spawn(isolated_fleet, tmp_path / "p0.log", partition=0, streams=streams)
+        await wait_applied(redis, ticks, within_s=120)
+        await assert_matches_model(redis, ticks)
+        expected = closed_candles(ticks)
+        await wait_until(lambda: _is(candle_messages(js), expected), 30, "candle events")
+        for k in (0, 1):
+            info = await js.consumer_info("MARKET", f"market-ingest-p{k}")
+            assert info.delivered.consumer_seq > 0, f"partition {k} consumed nothing"
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 30)
         await nc.close()
         await redis.aclose()
 

@@ -41,6 +41,19 @@ def test_series_keeps_the_latest_bars_and_refuses_older_ones() -> None:
     assert s.order == [120_000, 180_000]
 
 
+def test_a_batch_spanning_more_periods_than_kept_reports_every_close() -> None:
+    """A catching-up batch (one tick a minute for 10 minutes, 3 candles kept): the bars
+    closed and trimmed within the batch are still published, each once, with their values."""
+    state = SymbolState.empty("SOLUSDT", RULES, "g")
+    events = [tick("SOLUSDT", T0 + timedelta(minutes=m), str(10 + m)) for m in range(10)]
+    write = apply_ticks(state, seq_ticks(events), RULES)
+    m1 = [e.data for e in write.closed if e.data.interval is CandleInterval.M1]
+    assert [c.open_time for c in m1] == [T0 + timedelta(minutes=m) for m in range(9)]
+    assert [c.close for c in m1] == [Decimal(10 + m) for m in range(9)]
+    # Only the 3 latest stay in the store.
+    assert len(state.candles[CandleInterval.M1].order) == 3
+
+
 def test_duplicates_change_nothing_and_closes_are_reported() -> None:
     state = SymbolState.empty("BTCUSDT", RULES, "g")
     events = [tick("BTCUSDT", T0 + timedelta(seconds=s), str(100 + s)) for s in (0, 30, 61, 125)]

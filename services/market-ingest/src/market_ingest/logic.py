@@ -221,6 +221,12 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
         # The order folding tick by tick gives: by tick, then by interval.
         closing.sort(key=lambda c: (c[0], c[1]))
 
+    # Closed candles are built before the trims: a batch that spans more periods than
+    # are kept (catching up) still publishes the bars it closed and then let go.
+    for index, _, interval, open_time in closing:
+        bar = candles[interval].bars.get(open_time)
+        if bar is not None:
+            write.closed.append(candle_event(state.symbol, interval, bar, applied[index].event_id))
     keep_from = window.trim()
     write.window = SeriesWrite(window.take_touched(), keep_from)
     for interval, series in candles.items():
@@ -228,10 +234,6 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
         write.candles[interval] = SeriesWrite(series.take_touched(), keep_from)
     if write.applied:
         write.ticker = ticker_fields(state)
-    for index, _, interval, open_time in closing:
-        bar = candles[interval].bars.get(open_time)
-        if bar is not None:
-            write.closed.append(candle_event(state.symbol, interval, bar, applied[index].event_id))
     return write
 
 
