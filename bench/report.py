@@ -126,7 +126,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         "Limit = the faster of the two callback-driven pulls (two MSG.NEXT requests in "
         "flight); the consume methods read the first "
-        f"{min(doc['sizes']['events'], 100_000):,} events of the stream, the worker drains "
+        f"{min(doc['sizes']['events'], doc.get('limit_events', 100_000)):,} events of the stream, the worker drains "
         f"all {doc['sizes']['events']:,}. The naive baseline handles a subset of the same events "
         f"({doc['sizes']['naive_events']:,}). Latency is measured from the publish call to "
         "the first poll (every 2 ms) of the consumer's ack floor covering the event: the "

@@ -94,11 +94,11 @@ class Sizes:
     reps: int
 
 
-FULL = Sizes(events=200_000, naive_events=10_000, latency_seconds=10, latency_rate=1000, reps=3)
+FULL = Sizes(events=200_000, naive_events=10_000, latency_seconds=6, latency_rate=1000, reps=3)
 QUICK = Sizes(events=20_000, naive_events=3_000, latency_seconds=3, latency_rate=1000, reps=1)
 
 
-LIMIT_EVENTS = 100_000
+LIMIT_EVENTS = 60_000
 
 
 def _store_url(fleet: Fleet, kind: str) -> str:
@@ -282,6 +282,7 @@ async def main_async(sizes: Sizes, only: list[str], out_dir: Path) -> Path:
             "memory_gib": _mem_gib(),
         },
         "sizes": asdict(sizes),
+        "limit_events": LIMIT_EVENTS,
         "seconds": round(time.monotonic() - started, 1),
         "results": results,
         "worker_logs": str(logs),
