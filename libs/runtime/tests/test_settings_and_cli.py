@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import nats
 import pytest
 from pydantic import SecretStr
 
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.logs import configure_logging, get_logger
 from fleet_runtime.settings import WorkerSettings, load_settings
+from fleet_runtime.topology import apply, load_topology
 from fleet_runtime.workers import discover_workers
+from fleet_testing import Fleet
+from fleet_testing.topologies import StreamsFile
 from trade_recorder.settings import TradeRecorderSettings
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run_fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,3 +110,48 @@ def test_worker_list_shows_every_worker() -> None:
     assert proc.returncode == 0
     for name in ("bot-lifecycle", "trade-recorder", "market-ingest", "backup-runner"):
         assert name in proc.stdout
+
+
+async def test_a_partitioned_consumer_without_partition_says_how_to_run_it(
+    isolated_fleet: Fleet, postgres_database: str, tmp_path: Path
+) -> None:
+    streams = (
+        StreamsFile(REPO / "streams.yaml")
+        .partition("TRADES", subjects="trade.*.*", count=2, key=[2], workers=["trade-recorder"])
+        .write(tmp_path / "streams.yaml")
+    )
+    nc = await nats.connect(isolated_fleet.nats.url)
+    try:
+        await apply(nc.jetstream(), load_topology(streams))
+    finally:
+        await nc.close()
+    env = {
+        "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
+        "TRADE_RECORDER_STREAMS_FILE": str(streams),
+        "TRADE_RECORDER_POSTGRES_DSN": postgres_database,
+    }
+    proc = await asyncio.to_thread(run_fleet, "worker", "run", "trade-recorder", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "it is partitioned: trade-recorder-p0, trade-recorder-p1" in proc.stderr
+    assert "--partition K` with K from 0 to 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+async def test_a_store_unreachable_at_start_names_the_setting(isolated_fleet: Fleet) -> None:
+    nc = await nats.connect(isolated_fleet.nats.url)
+    try:
+        await apply(nc.jetstream(), load_topology(REPO / "streams.yaml"))
+    finally:
+        await nc.close()
+    env = {
+        "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
+        "TRADE_RECORDER_STREAMS_FILE": str(REPO / "streams.yaml"),
+        # Nothing listens on port 1.
+        "TRADE_RECORDER_POSTGRES_DSN": "postgresql://nobody@127.0.0.1:1/none",
+    }
+    proc = await asyncio.to_thread(run_fleet, "worker", "run", "trade-recorder", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "'trade-recorder' cannot reach its store at start-up" in proc.stderr
+    assert "ConnectionRefusedError" in proc.stderr
+    assert "point TRADE_RECORDER_POSTGRES_DSN or TRADE_RECORDER_OWNER_DSN at" in proc.stderr
+    assert "Traceback" not in proc.stderr

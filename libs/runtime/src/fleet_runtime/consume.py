@@ -99,15 +99,33 @@ class ConsumerLoop:
         try:
             info = await self._js.consumer_info(self._sub.stream, self._sub.durable)
         except NotFoundError:
-            raise ConsumerMissing(
-                f"consumer {self._sub.durable!r} on stream {self._sub.stream!r} does not exist "
-                "on the server",
-                fix="declare it in streams.yaml and run `fleet topology apply`; workers never "
-                "create streams or consumers",
-            ) from None
+            raise await self._missing() from None
         self.binding = ConsumerBinding.from_info(info)
         self._orphans.arm(info, self.binding)
         return self.binding
+
+    async def _missing(self) -> ConsumerMissing:
+        """The error for an absent durable, pointing at ``--partition`` if that is why."""
+        what = (
+            f"consumer {self._sub.durable!r} on stream {self._sub.stream!r} does not exist "
+            "on the server"
+        )
+        try:
+            names = [c.name for c in await self._js.consumers_info(self._sub.stream)]
+        except Exception:
+            names = []
+        parts = sorted(n for n in names if n.startswith(f"{self._sub.durable}-p"))
+        if parts:
+            return ConsumerMissing(
+                what + f" (it is partitioned: {', '.join(parts)})",
+                fix=f"run one process per partition: `fleet worker run {self.worker} "
+                f"--partition K` with K from 0 to {len(parts) - 1}",
+            )
+        return ConsumerMissing(
+            what,
+            fix="declare it in streams.yaml and run `fleet topology apply`; workers never "
+            "create streams or consumers",
+        )
 
     def request_stop(self) -> None:
         """Stop fetching; the batch in hand is finished, committed and acked."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import NoReturn
 
-from fleet_runtime.errors import UserError
+from fleet_runtime.errors import StoreUnavailable, UserError
 from fleet_runtime.logs import configure_logging, get_logger
 from fleet_runtime.settings import WorkerSettings, load_settings
 from fleet_runtime.workers import WorkerSpec
@@ -14,15 +15,38 @@ EXIT_USER_ERROR = 2
 EXIT_NOT_IMPLEMENTED = 3
 
 
+def _fail(exc: UserError) -> NoReturn:
+    print(f"error: {exc}", file=sys.stderr)
+    if exc.fix:
+        print(f"fix: {exc.fix}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def store_settings(spec: WorkerSpec) -> list[str]:
+    """The environment variables that say where ``spec``'s store is (its DSNs and URLs)."""
+    prefix = str(spec.settings_cls.model_config.get("env_prefix", "")).upper()
+    return [
+        f"{prefix}{name.upper()}"
+        for name in spec.settings_cls.model_fields
+        if name != "nats_url" and name.endswith(("_dsn", "_url", "_endpoint"))
+    ]
+
+
+def unreachable_at_start(spec: WorkerSpec, exc: StoreUnavailable) -> UserError:
+    """A store that cannot be reached before the first event: a wrong address, most often."""
+    where = " or ".join(store_settings(spec)) or "its store setting"
+    return UserError(
+        f"worker {spec.name!r} cannot reach its store at start-up: {exc}",
+        fix=f"start the store (e.g. `./fleetw dev up`) or point {where} at a running server",
+    )
+
+
 def worker_main(spec: WorkerSpec, partition: int | None = None) -> None:
     """Start ``spec`` in this process; user mistakes exit 2 with a message, never a traceback."""
     try:
         settings = load_settings(spec.settings_cls)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.fix:
-            print(f"fix: {exc.fix}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        _fail(exc)
     if isinstance(settings, WorkerSettings):
         configure_logging(settings.log_level, settings.log_format)
     else:
@@ -39,9 +63,9 @@ def worker_main(spec: WorkerSpec, partition: int | None = None) -> None:
     try:
         asyncio.run(spec.run(settings, partition))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.fix:
-            print(f"fix: {exc.fix}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        _fail(exc)
+    except StoreUnavailable as exc:
+        # Once consuming, an outage pauses the worker and never escapes; only start-up does.
+        _fail(unreachable_at_start(spec, exc))
     except KeyboardInterrupt:
         pass
