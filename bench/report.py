@@ -96,10 +96,9 @@ def markdown(doc: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "The stream is split by the subject's entity word (bot id for trades, symbol for "
-        "ticks), so each entity's events stay in order in one partition. The limit is the "
-        "single-process consume+ack rate of the table above; bot-lifecycle is not measured "
-        "partitioned (not tested that way yet).",
+        "The stream is split by the subject's entity word (bot id for trades and bot "
+        "events, symbol for ticks), so each entity's events stay in order in one partition. "
+        "The limit is the single-process consume+ack rate of the table above.",
         "",
         "## Where the CPU goes (µs of CPU per event while draining the backlog)",
         "",

@@ -68,6 +68,8 @@ TARGETS = [
         bot_lifecycles,
         naive.bots_upsert_each,
         "postgres",
+        # By bot id: a bot's events stay in one partition, in order (users are shared).
+        ("bot.*.*", [2]),
     ),
     Target(
         "market-ingest",

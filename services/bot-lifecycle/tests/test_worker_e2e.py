@@ -12,12 +12,14 @@ from typing import Any
 import asyncpg
 import nats
 import pytest
+from nats.js.client import JetStreamContext
 
 from fleet_events import Event
 from fleet_runtime.deadletter import DeadLetter
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
+from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
 
 from .conftest import BotEvents as E
@@ -27,39 +29,40 @@ BOTS = 300
 REFUSED = 30
 
 
-def topology_file(tmp_path: Path) -> Path:
+def topology_file(tmp_path: Path, *, partitions: int = 1) -> Path:
     """The repository's streams.yaml with bot-lifecycle's first redelivery after 2 s.
 
     A killed worker's unacked messages come back after backoff[0] (30 s as declared);
-    the test shortens only that list to stay fast.
+    the test shortens only that list to stay fast. With ``partitions`` > 1, BOTS is split
+    by bot id (the last subject word) and bot-lifecycle binds per partition.
     """
-    text = (REPO / "streams.yaml").read_text()
-    declared = "backoff: [30s, 1m, 5m, 15m]\n    max_ack_pending: 1000"
-    assert declared in text
-    path = tmp_path / "streams.yaml"
-    path.write_text(text.replace(declared, "backoff: [2s, 2s, 5s, 15s]\n    max_ack_pending: 1000"))
-    return path
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot_lifecycle"], env=env, stdout=out, stderr=out
+    streams = StreamsFile(REPO / "streams.yaml").set_backoff(
+        "bot-lifecycle", "BOTS", ["2s", "2s", "5s", "15s"]
+    )
+    if partitions > 1:
+        streams.partition(
+            "BOTS", subjects="bot.*.*", count=partitions, key=[2], workers=["bot-lifecycle"]
         )
+    return streams.write(tmp_path / "streams.yaml")
 
 
-@pytest.mark.slow
-async def test_worker_survives_kill_9_and_dead_letters_invalid_events(
-    isolated_fleet: Fleet, lifecycle_dsns: tuple[str, str], tmp_path: Path
-) -> None:
-    owner, worker_dsn = lifecycle_dsns
-    streams = topology_file(tmp_path)
-    nc = await nats.connect(isolated_fleet.nats.url)
-    js = nc.jetstream()
-    await apply(js, load_topology(streams))
+def start_worker(
+    env: dict[str, str], log: Path, partition: int | None = None
+) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "bot_lifecycle"]
+    if partition is not None:
+        args = [sys.executable, "-m", "fleet_runtime.cli", "worker", "run", "bot-lifecycle"]
+        args += ["--partition", str(partition)]
+    with log.open("ab") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=out)
 
-    # Every bot lives its whole life (7 events); every 10th also gets a start after
-    # delete (refused) and a repeat of its update under a new event id (ignored).
+
+def bot_lives() -> tuple[list[Event[Any]], set[str]]:
+    """(what is published, ids of the events to refuse).
+
+    Every bot lives its whole life (7 events); every 10th also gets a start after delete
+    (refused) and a repeat of its update under a new event id (ignored).
+    """
     published: list[Event[Any]] = []
     refused_ids: set[str] = set()
     for n in range(BOTS):
@@ -77,15 +80,68 @@ async def test_worker_survives_kill_9_and_dead_letters_invalid_events(
             late = E.started(b, 8, f"dep-{n}")
             refused_ids.add(str(late.id))
             published += [late, E.updated(b, 2, risk_level=9)]
-    await EventPublisher(js).publish_many(published)
+    return published, refused_ids
 
-    env = {
+
+def worker_env(fleet: Fleet, worker_dsn: str, streams: Path) -> dict[str, str]:
+    return {
         **os.environ,
-        "BOT_LIFECYCLE_NATS_URL": isolated_fleet.nats.url,
+        "BOT_LIFECYCLE_NATS_URL": fleet.nats.url,
         "BOT_LIFECYCLE_POSTGRES_DSN": worker_dsn,
+        "BOT_LIFECYCLE_STREAMS_FILE": str(streams),
         "BOT_LIFECYCLE_BATCH_SIZE": "20",
         "BOT_LIFECYCLE_LOG_FORMAT": "json",
     }
+
+
+async def dead_letters(js: JetStreamContext) -> list[DeadLetter]:
+    sub = await js.pull_subscribe("dlq.>", durable=None, stream="DLQ")
+    return [
+        DeadLetter.from_message(msg.headers, msg.data)
+        for msg in await sub.fetch(REFUSED + 5, timeout=5)
+    ]
+
+
+async def check_lifecycles(
+    db: asyncpg.Connection, letters: list[DeadLetter], refused_ids: set[str]
+) -> None:
+    """Every bot's whole life applied once, in order; exactly the refused events dead-lettered."""
+    assert {letter.event_id for letter in letters} == refused_ids
+    assert len(letters) == REFUSED
+    assert all(letter.error_class == "EventRejected" for letter in letters)
+    assert all("is deleted: bot.started is not accepted" in x.error for x in letters)
+    row = await db.fetchrow(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE status = 'deleted') AS deleted, "
+        "min(version) AS vmin, max(version) AS vmax, sum(risk_level) AS risk "
+        "FROM lifecycle.bots"
+    )
+    assert tuple(row.values()) == (BOTS, BOTS, 7, 7, 3 * BOTS)
+    assert await db.fetchval("SELECT count(*) FROM lifecycle.users") == 7
+    assert (
+        await db.fetchval("SELECT count(*) FROM lifecycle.bot_deployments WHERE status = 'retired'")
+        == BOTS
+    )
+    per_bot = await db.fetch(
+        "SELECT bot_id, array_agg(version ORDER BY version) AS v "
+        "FROM lifecycle.audit_log GROUP BY bot_id"
+    )
+    assert len(per_bot) == BOTS
+    assert all(r["v"] == [1, 2, 3, 4, 5, 6, 7] for r in per_bot)
+
+
+@pytest.mark.slow
+async def test_worker_survives_kill_9_and_dead_letters_invalid_events(
+    isolated_fleet: Fleet, lifecycle_dsns: tuple[str, str], tmp_path: Path
+) -> None:
+    owner, worker_dsn = lifecycle_dsns
+    streams = topology_file(tmp_path)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    await apply(js, load_topology(streams))
+    published, refused_ids = bot_lives()
+    await EventPublisher(js).publish_many(published)
+
+    env = worker_env(isolated_fleet, worker_dsn, streams)
     log = tmp_path / "worker.log"
     db = await asyncpg.connect(owner)
 
@@ -109,40 +165,76 @@ async def test_worker_survives_kill_9_and_dead_letters_invalid_events(
         await wait_until(drained, 90, "every event applied or dead-lettered, and acked")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
-
-        letters = []
-        sub = await js.pull_subscribe("dlq.>", durable=None, stream="DLQ")
-        for msg in await sub.fetch(REFUSED + 5, timeout=5):
-            letters.append(DeadLetter.from_message(msg.headers, msg.data))
+        letters = await dead_letters(js)
     finally:
         if worker.poll() is None:
             worker.kill()
         await nc.close()
 
     try:
-        assert {letter.event_id for letter in letters} == refused_ids
-        assert len(letters) == REFUSED
-        assert all(letter.error_class == "EventRejected" for letter in letters)
-        assert all("is deleted: bot.started is not accepted" in x.error for x in letters)
-        row = await db.fetchrow(
-            "SELECT count(*) AS n, count(*) FILTER (WHERE status = 'deleted') AS deleted, "
-            "min(version) AS vmin, max(version) AS vmax, sum(risk_level) AS risk "
-            "FROM lifecycle.bots"
-        )
-        assert tuple(row.values()) == (BOTS, BOTS, 7, 7, 3 * BOTS)
-        assert await db.fetchval("SELECT count(*) FROM lifecycle.users") == 7
-        assert (
-            await db.fetchval(
-                "SELECT count(*) FROM lifecycle.bot_deployments WHERE status = 'retired'"
-            )
-            == BOTS
-        )
-        per_bot = await db.fetch(
-            "SELECT bot_id, array_agg(version ORDER BY version) AS v "
-            "FROM lifecycle.audit_log GROUP BY bot_id"
-        )
-        assert len(per_bot) == BOTS
-        assert all(r["v"] == [1, 2, 3, 4, 5, 6, 7] for r in per_bot)
+        await check_lifecycles(db, letters, refused_ids)
+    finally:
+        await db.close()
+
+
+@pytest.mark.slow
+async def test_two_partitions_each_in_order_with_one_killed(
+    isolated_fleet: Fleet, lifecycle_dsns: tuple[str, str], tmp_path: Path
+) -> None:
+    """BOTS split in two by bot: one process per partition, one of them kill -9'd.
+
+    Users are shared across partitions (bots of one user hash to both): their rows are
+    inserted by both processes at once, which must neither deadlock nor double them.
+    """
+    owner, worker_dsn = lifecycle_dsns
+    streams = topology_file(tmp_path, partitions=2)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    await apply(js, load_topology(streams))
+    published, refused_ids = bot_lives()
+    await EventPublisher(js).publish_many(published)
+    env = worker_env(isolated_fleet, worker_dsn, streams)
+    db = await asyncpg.connect(owner)
+
+    async def audited() -> int:
+        return int(await db.fetchval("SELECT count(*) FROM lifecycle.audit_log"))
+
+    workers = [start_worker(env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)]
+    try:
+        await wait_until(lambda: _at_least(audited, 400), 60, "400 events applied")
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(timeout=10)
+        assert await audited() < BOTS * 7, "the kill must land mid-stream"
+        workers[0] = start_worker(env, tmp_path / "p0.log", partition=0)
+
+        async def drained() -> bool:
+            for k in (0, 1):
+                info = await js.consumer_info("BOTS", f"bot-lifecycle-p{k}")
+                if info.num_pending or info.num_ack_pending:
+                    return False
+            return await audited() == BOTS * 7
+
+        await wait_until(drained, 90, "both partitions applied or dead-lettered, and acked")
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        assert [w.wait(timeout=30) for w in workers] == [0, 0]
+        delivered = [
+            (await js.consumer_info("BOTS", f"bot-lifecycle-p{k}")).delivered.consumer_seq
+            for k in (0, 1)
+        ]
+        assert all(delivered)
+        letters = await dead_letters(js)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        await nc.close()
+
+    try:
+        await check_lifecycles(db, letters, refused_ids)
+        checkpoints = dict(await db.fetch("SELECT name, stream_seq FROM lifecycle.checkpoints"))
+        assert set(checkpoints) == {"bot-lifecycle-p0", "bot-lifecycle-p1"}
+        assert max(checkpoints.values()) == len(published)
     finally:
         await db.close()
 
