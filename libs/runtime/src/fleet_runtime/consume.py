@@ -33,6 +33,7 @@ from fleet_runtime.binding import (
 from fleet_runtime.deadletter import DeadLetter, publish_dead_letter
 from fleet_runtime.delivery import Batch, Delivery
 from fleet_runtime.errors import ConsumerMissing, EventRejected, StoreUnavailable
+from fleet_runtime.exhausted import ExhaustedSweeper
 from fleet_runtime.logs import get_logger
 from fleet_runtime.metrics import WorkerMetrics
 from fleet_runtime.orphans import OrphanGuard
@@ -53,6 +54,7 @@ __all__ = [
 
 _STORE_RETRY_FIRST_S = 0.25
 _STORE_RETRY_MAX_S = 5.0
+_SWEEP_EVERY_S = 5.0
 
 
 class Stopping(Exception):
@@ -143,6 +145,7 @@ class ConsumerLoop:
         )
         heartbeat = asyncio.create_task(self._heartbeat(binding))
         lag = asyncio.create_task(self._report_lag())
+        sweeper = asyncio.create_task(self._sweep_exhausted(binding))
         try:
             if self._orphans.active:
                 # Pull only once the orphans are due: redeliveries are then served first.
@@ -159,6 +162,7 @@ class ConsumerLoop:
         finally:
             heartbeat.cancel()
             lag.cancel()
+            sweeper.cancel()
             self._source.pause()
             leftovers = [*self._in_hand, *self._orphans.holding(), *self._source.held()]
             await self._source.close()
@@ -401,6 +405,19 @@ class ConsumerLoop:
             for msg in held:
                 if not msg._ackd:
                     await msg.in_progress()
+
+    async def _sweep_exhausted(self, binding: ConsumerBinding) -> None:
+        """Dead-letter what the server gave up redelivering (see ``fleet_runtime.exhausted``)."""
+        sweeper = ExhaustedSweeper(
+            self._js, worker=self.worker, stream=binding.stream, durable=binding.durable
+        )
+        while True:
+            try:
+                for letter in await sweeper.sweep():
+                    self._metrics.dead_lettered.labels(*self._labels, letter.error_class).inc()
+            except Exception as exc:
+                log.warning("exhausted_sweep_failed", consumer=binding.durable, error=str(exc))
+            await asyncio.sleep(_SWEEP_EVERY_S)
 
     async def _report_lag(self) -> None:
         while True:

@@ -102,8 +102,8 @@ class OrphanGuard:
                 consumer=self._durable,
                 expected=self.expected,
                 received=len(self._orphans),
-                note="the server stopped redelivering them (max_deliver); see its "
-                "MAX_DELIVERIES advisories",
+                note="the server stopped redelivering them (max_deliver); they are "
+                "dead-lettered from its MAX_DELIVERIES advisories (DeliveriesExhausted)",
             )
         released = [self._orphans[s] for s in sorted(self._orphans)]
         released += sorted(self._held_after, key=lambda m: ack_position(m.reply)[1])

@@ -217,7 +217,7 @@ async def test_shipped_file_is_accepted_by_the_server(js: JetStreamContext) -> N
     topology = load_topology(SHIPPED)
     done = await apply(js, topology)
     assert set(actions(done).values()) == {"create"}
-    assert len(done.changes) == 5 + 7
+    assert len(done.changes) == 6 + 7
     assert not (await plan(js, topology)).differs
     for durable in topology.durables():
         info = await js.consumer_info(durable.stream, durable.name)

@@ -201,7 +201,7 @@ consumers:
 
 def test_shipped_file_is_valid_and_declares_every_worker() -> None:
     topology = load_topology(SHIPPED)
-    assert set(topology.streams) == {"BOTS", "TRADES", "MARKET", "OPS", "DLQ"}
+    assert set(topology.streams) == {"BOTS", "TRADES", "MARKET", "OPS", "DLQ", "EXHAUSTED"}
     assert topology.workers() == [
         "bot-lifecycle",
         "trade-recorder",
@@ -227,7 +227,7 @@ def test_cli_validate_ok_and_schema() -> None:
     result = runner.invoke(app, ["topology", "validate", "--file", str(SHIPPED)])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
-        f"{SHIPPED}: valid: 5 streams, 7 consumer declarations (7 durables) for 5 workers"
+        f"{SHIPPED}: valid: 6 streams, 7 consumer declarations (7 durables) for 5 workers"
     )
     result = runner.invoke(app, ["topology", "schema"])
     schema = json.loads(result.output)

@@ -10,6 +10,7 @@ from runtime_testkit.events import fill
 
 from fleet_runtime.consume import ConsumerBinding, ack_position
 from fleet_runtime.delivery import Batch, Delivery
+from fleet_runtime.exhausted import Exhausted, advisory_subject, reason
 
 
 def test_ack_position_reads_the_v1_ack_subject() -> None:
@@ -61,3 +62,19 @@ def test_batch_after_keeps_only_events_past_the_checkpoint() -> None:
     assert len(batch.after(0)) == 4
     assert len(batch.after(7)) == 0
     assert len(batch.after(100)) == 0
+
+
+def test_a_max_deliveries_advisory_is_read_as_the_server_writes_it() -> None:
+    body = (
+        b'{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"x","timestamp":'
+        b'"2026-12-01T10:00:00Z","stream":"TRADES","consumer":"trade-recorder-p1",'
+        b'"stream_seq":42,"deliveries":6}'
+    )
+    item = Exhausted.parse(7, body)
+    assert item == Exhausted(7, "TRADES", "trade-recorder-p1", 42, 6)
+    assert "after 6 deliveries" in reason(item)
+    assert advisory_subject("TRADES", "trade-recorder-p1") == (
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TRADES.trade-recorder-p1"
+    )
+    with pytest.raises(KeyError):
+        Exhausted.parse(8, b'{"stream":"TRADES"}')
