@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
+from pydantic_core import to_json
 
 from bot_lifecycle import logic
 from bot_lifecycle.logic import Applied, Bot, Deployment, Ignored
@@ -39,11 +40,21 @@ MIGRATIONS = "bot_lifecycle.migrations"
 
 log = get_logger("bot_lifecycle.store")
 
-_UPSERT_BOT = """
+# Set-based writes: each statement takes one array per column (``unnest``), so a batch
+# costs three statements whatever its size. JSON travels as text and is cast in SQL;
+# tags (a ragged text[] per bot) travel as a JSON array text each.
+_UPSERT_BOTS = """
 INSERT INTO lifecycle.bots (id, user_id, name, type, description, config, status, version,
     tags, risk_level, max_position_size, current_deployment_id, created_at, updated_at,
     deleted_at)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+SELECT id, user_id, name, type, description, config::jsonb, status, version,
+    ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)), risk_level, max_position_size,
+    current_deployment_id, created_at, updated_at, deleted_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::int[], $9::text[], $10::int[], $11::numeric[], $12::text[],
+    $13::timestamptz[], $14::timestamptz[], $15::timestamptz[])
+    AS b(id, user_id, name, type, description, config, status, version, tags, risk_level,
+    max_position_size, current_deployment_id, created_at, updated_at, deleted_at)
 ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, type = EXCLUDED.type, description = EXCLUDED.description,
     config = EXCLUDED.config, status = EXCLUDED.status, version = EXCLUDED.version,
@@ -53,22 +64,48 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = EXCLUDED.updated_at, deleted_at = EXCLUDED.deleted_at
 """
 
-_UPSERT_DEPLOYMENT = """
+_UPSERT_DEPLOYMENTS = """
 INSERT INTO lifecycle.bot_deployments (id, bot_id, bot_version, runtime, image, resources,
     environment, status, deployed_at, started_at, stopped_at, stop_reason, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12, $13)
+SELECT id, bot_id, bot_version, runtime, image, resources::jsonb, environment::jsonb,
+    status, deployed_at, started_at, stopped_at, stop_reason, updated_at
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[],
+    $12::text[], $13::timestamptz[])
+    AS d(id, bot_id, bot_version, runtime, image, resources, environment, status,
+    deployed_at, started_at, stopped_at, stop_reason, updated_at)
 ON CONFLICT (id) DO UPDATE SET
     status = EXCLUDED.status, started_at = EXCLUDED.started_at,
     stopped_at = EXCLUDED.stopped_at, stop_reason = EXCLUDED.stop_reason,
     updated_at = EXCLUDED.updated_at
 """
 
+# WITH ORDINALITY keeps the batch's stream order for the audit rows' identity ids.
 _INSERT_AUDIT = """
 INSERT INTO lifecycle.audit_log (event_id, event_type, bot_id, user_id, version, old_values,
     new_values, occurred_at, stream_seq)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9)
+SELECT event_id, event_type, bot_id, user_id, version, old_values::jsonb, new_values::jsonb,
+    occurred_at, stream_seq
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+    $7::text[], $8::timestamptz[], $9::bigint[]) WITH ORDINALITY
+    AS a(event_id, event_type, bot_id, user_id, version, old_values, new_values,
+    occurred_at, stream_seq, n)
+ORDER BY n
 ON CONFLICT (event_id) DO NOTHING
 """
+
+
+_NAMING_A_DEPLOYMENT = frozenset({BotDeployed, BotStarted, BotStopped})
+
+
+def _json(value: Any) -> str:
+    """JSON text of a JSON-like value (what ``json.dumps`` gives, less the spaces)."""
+    return to_json(value, inf_nan_mode="constants").decode()
+
+
+def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Row tuples turned into one list per column (the ``unnest`` arguments)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -160,9 +197,7 @@ async def _apply(conn: Conn, batch: Batch[Any]) -> ApplyResult:
     }
     wanted = {b.current_deployment_id for b in bots.values() if b.current_deployment_id}
     wanted |= {
-        d.data.deployment_id
-        for d in batch.deliveries
-        if isinstance(d.data, BotDeployed | BotStarted | BotStopped)
+        d.data.deployment_id for d in batch.deliveries if type(d.data) in _NAMING_A_DEPLOYMENT
     }
     deployments = {
         r["id"]: _deployment_from_row(r)
@@ -194,7 +229,7 @@ async def _apply(conn: Conn, batch: Batch[Any]) -> ApplyResult:
         bots[bot.id] = changed_bots[bot.id] = bot
         for dep in decision.deployments:
             deployments[dep.id] = changed_deployments[dep.id] = dep
-        if isinstance(d.data, BotCreated):
+        if type(d.data) is BotCreated:
             users.add(bot.user_id)
         audit.append(
             (
@@ -203,8 +238,8 @@ async def _apply(conn: Conn, batch: Batch[Any]) -> ApplyResult:
                 bot.id,
                 bot.user_id,
                 d.data.version,
-                None if decision.old_values is None else json.dumps(decision.old_values),
-                json.dumps(decision.new_values),
+                None if decision.old_values is None else _json(decision.old_values),
+                _json(decision.new_values),
                 d.event.time,
                 d.stream_seq,
             )
@@ -216,13 +251,14 @@ async def _apply(conn: Conn, batch: Batch[Any]) -> ApplyResult:
             sorted(users),
         )
     if changed_bots:
-        await conn.executemany(_UPSERT_BOT, [_bot_args(b) for b in changed_bots.values()])
+        await conn.execute(_UPSERT_BOTS, *columns([_bot_args(b) for b in changed_bots.values()]))
     if changed_deployments:
-        await conn.executemany(
-            _UPSERT_DEPLOYMENT, [_deployment_args(x) for x in changed_deployments.values()]
+        await conn.execute(
+            _UPSERT_DEPLOYMENTS,
+            *columns([_deployment_args(x) for x in changed_deployments.values()]),
         )
     if audit:
-        await conn.executemany(_INSERT_AUDIT, audit)
+        await conn.execute(_INSERT_AUDIT, *columns(audit))
     return ApplyResult(applied=len(audit), ignored=ignored)
 
 
@@ -253,10 +289,10 @@ def _bot_args(b: Bot) -> tuple[Any, ...]:
         b.name,
         b.type,
         b.description,
-        json.dumps(b.config),
+        _json(b.config),
         b.status.value,
         b.version,
-        b.tags,
+        _json(b.tags),
         b.risk_level,
         b.max_position_size,
         b.current_deployment_id,
@@ -291,8 +327,8 @@ def _deployment_args(x: Deployment) -> tuple[Any, ...]:
         x.bot_version,
         x.runtime,
         x.image,
-        json.dumps(x.resources),
-        json.dumps(x.environment),
+        _json(x.resources),
+        _json(x.environment),
         x.status,
         x.deployed_at,
         x.started_at,
