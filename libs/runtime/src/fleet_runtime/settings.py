@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet_runtime.errors import ConfigError
+from fleet_runtime.heap import DEFAULT_GEN0_THRESHOLD
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -44,6 +45,12 @@ class WorkerSettings(BaseSettings):
     )
     shutdown_timeout_s: float = Field(
         25.0, gt=0, description="Deadline to finish and ack the batch in hand on SIGTERM."
+    )
+    gc_gen0_threshold: int = Field(
+        DEFAULT_GEN0_THRESHOLD,
+        ge=0,
+        description="Allocations between young garbage collections once the worker is ready "
+        "(0: CPython's default, 700); start-up objects are frozen out of collection either way.",
     )
 
 

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from fleet_runtime.consume import ConsumerLoop, Readiness, Subscription
 from fleet_runtime.errors import UserError
 from fleet_runtime.health import HealthServer
+from fleet_runtime.heap import settle_heap
 from fleet_runtime.logs import get_logger
 from fleet_runtime.metrics import WorkerMetrics
 from fleet_runtime.settings import WorkerSettings
@@ -65,6 +66,8 @@ async def serve(
     ``store_probe`` is awaited once before consuming so a wrong store address fails fast.
     ``on_ready`` receives the health server's port once everything is bound.
     ``registry`` lets a service put its own metrics on the same /metrics page.
+    Once ready it settles the garbage collector for the whole process
+    (``fleet_runtime.heap``): a worker owns its process.
     """
     stop = stop or asyncio.Event()
     nc = await connect_nats(settings.nats_url, worker)
@@ -99,6 +102,7 @@ async def serve(
             await store_probe()
         readiness.bound = True
         await health.start()
+        settle_heap(settings.gc_gen0_threshold)
         for sig in (signal.SIGTERM, signal.SIGINT):
             running.add_signal_handler(sig, stop.set)
         log.info(
