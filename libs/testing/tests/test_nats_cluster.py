@@ -5,11 +5,26 @@ from __future__ import annotations
 import time
 
 import nats
+from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import StreamConfig
+from nats.js.api import PubAck, StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError
 
 from fleet_testing import Fleet
+
+
+async def publish_until_stored(nc: NATS, subject: str, msg_id: str) -> PubAck:
+    """Publish until the stream stores it: a new or re-electing R3 stream has no leader for
+    a while, and the same Nats-Msg-Id makes a retry of a stored message a no-op."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await nc.jetstream(timeout=2).publish(
+                subject, msg_id.encode(), headers={"Nats-Msg-Id": msg_id}
+            )
+        except (NatsTimeoutError, NoStreamResponseError, APIError):
+            assert time.monotonic() < deadline, f"R3 stream not writable within 60 s ({msg_id})"
+            await nc.flush()  # a server round trip between attempts, not a guessed pause
 
 
 async def test_r3_stream_survives_a_killed_node_and_its_restart(isolated_fleet: Fleet) -> None:
@@ -21,21 +36,13 @@ async def test_r3_stream_survives_a_killed_node_and_its_restart(isolated_fleet: 
     js = nc.jetstream(timeout=2)
     try:
         await js.add_stream(StreamConfig(name="R3", subjects=["r3.>"], num_replicas=3))
-        await js.publish("r3.a", b"before", headers={"Nats-Msg-Id": "before"})
+        # The new stream elects its leader first.
+        assert (await publish_until_stored(nc, "r3.a", "before")).seq == 1
 
         await cluster.node(0).akill()
 
-        # Publishes may fail while the stream elects a new leader; retry with the same
-        # Nats-Msg-Id (deduplicated) until accepted or the deadline passes.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ack = await js.publish("r3.a", b"after", headers={"Nats-Msg-Id": "after"})
-                break
-            except (NatsTimeoutError, NoStreamResponseError, APIError):
-                assert time.monotonic() < deadline, "R3 stream not writable 60s after kill"
-                await nc.flush()  # a server round trip between attempts, not a guessed pause
-        assert ack.seq == 2
+        # Publishes may fail while the stream elects a new leader.
+        assert (await publish_until_stored(nc, "r3.a", "after")).seq == 2
 
         await cluster.node(0).astart()
         info = await js.stream_info("R3")

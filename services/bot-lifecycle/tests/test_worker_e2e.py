@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
+from fleet_testing.workerprocs import partitions_drained, partitions_used, start_worker
 
 from .conftest import BotEvents as E
 
@@ -44,17 +43,6 @@ def topology_file(tmp_path: Path, *, partitions: int = 1) -> Path:
             "BOTS", subjects="bot.*.*", count=partitions, key=[2], workers=["bot-lifecycle"]
         )
     return streams.write(tmp_path / "streams.yaml")
-
-
-def start_worker(
-    env: dict[str, str], log: Path, partition: int | None = None
-) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "bot_lifecycle"]
-    if partition is not None:
-        args = [sys.executable, "-m", "fleet_runtime.cli", "worker", "run", "bot-lifecycle"]
-        args += ["--partition", str(partition)]
-    with log.open("ab") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=out)
 
 
 def bot_lives() -> tuple[list[Event[Any]], set[str]]:
@@ -148,13 +136,13 @@ async def test_worker_survives_kill_9_and_dead_letters_invalid_events(
     async def audited() -> int:
         return int(await db.fetchval("SELECT count(*) FROM lifecycle.audit_log"))
 
-    worker = start_worker(env, log)
+    worker = start_worker("bot-lifecycle", env, log)
     try:
         await wait_until(lambda: _at_least(audited, 500), 60, "500 events applied")
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         assert await audited() < BOTS * 7, "the kill must land mid-stream"
-        worker = start_worker(env, log)
+        worker = start_worker("bot-lifecycle", env, log)
 
         async def drained() -> bool:
             info = await js.consumer_info("BOTS", "bot-lifecycle")
@@ -199,30 +187,26 @@ async def test_two_partitions_each_in_order_with_one_killed(
     async def audited() -> int:
         return int(await db.fetchval("SELECT count(*) FROM lifecycle.audit_log"))
 
-    workers = [start_worker(env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)]
+    workers = [
+        start_worker("bot-lifecycle", env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)
+    ]
     try:
         await wait_until(lambda: _at_least(audited, 400), 60, "400 events applied")
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(timeout=10)
         assert await audited() < BOTS * 7, "the kill must land mid-stream"
-        workers[0] = start_worker(env, tmp_path / "p0.log", partition=0)
+        workers[0] = start_worker("bot-lifecycle", env, tmp_path / "p0.log", partition=0)
 
         async def drained() -> bool:
-            for k in (0, 1):
-                info = await js.consumer_info("BOTS", f"bot-lifecycle-p{k}")
-                if info.num_pending or info.num_ack_pending:
-                    return False
+            if not await partitions_drained(js, "BOTS", "bot-lifecycle", 2):
+                return False
             return await audited() == BOTS * 7
 
         await wait_until(drained, 90, "both partitions applied or dead-lettered, and acked")
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         assert [w.wait(timeout=30) for w in workers] == [0, 0]
-        delivered = [
-            (await js.consumer_info("BOTS", f"bot-lifecycle-p{k}")).delivered.consumer_seq
-            for k in (0, 1)
-        ]
-        assert all(delivered)
+        assert all(await partitions_used(js, "BOTS", "bot-lifecycle", 2))
         letters = await dead_letters(js)
     finally:
         for worker in workers:

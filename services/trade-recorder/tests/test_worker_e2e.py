@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +19,7 @@ from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
+from fleet_testing.workerprocs import partitions_drained, partitions_used, start_worker
 from trade_recorder.logic import Fill, apply_fills, fill_from_event
 
 from .conftest import TradeEvents
@@ -45,17 +44,6 @@ def topology_file(tmp_path: Path, *, partitions: int = 1) -> Path:
             "TRADES", subjects="trade.*.*", count=partitions, key=[2], workers=["trade-recorder"]
         )
     return streams.write(tmp_path / "streams.yaml")
-
-
-def start_worker(
-    env: dict[str, str], log: Path, partition: int | None = None
-) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "trade_recorder"]
-    if partition is not None:
-        args = [sys.executable, "-m", "fleet_runtime.cli", "worker", "run", "trade-recorder"]
-        args += ["--partition", str(partition)]
-    with log.open("ab") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=out)
 
 
 def fill_events(total: int, bots: int) -> tuple[list[Event[Any]], list[Event[Any]]]:
@@ -156,7 +144,7 @@ async def test_worker_survives_kill_9_with_exact_counts_and_sums(
     async def recorded() -> int:
         return int(await db.fetchval("SELECT count(*) FROM trading.trades"))
 
-    worker = start_worker(env, log)
+    worker = start_worker("trade-recorder", env, log)
     try:
         await wait_until(lambda: _at_least(recorded, 1500), 60, "1500 fills recorded")
         worker.send_signal(signal.SIGKILL)
@@ -164,7 +152,7 @@ async def test_worker_survives_kill_9_with_exact_counts_and_sums(
         at_kill = await recorded()
         assert at_kill < TOTAL_FILLS, "the kill must land mid-stream"
 
-        worker = start_worker(env, log)
+        worker = start_worker("trade-recorder", env, log)
 
         async def drained() -> bool:
             info = await js.consumer_info("TRADES", "trade-recorder")
@@ -210,19 +198,19 @@ async def test_two_partitions_each_in_order_with_one_killed(
     async def recorded() -> int:
         return int(await db.fetchval("SELECT count(*) FROM trading.trades"))
 
-    workers = [start_worker(env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)]
+    workers = [
+        start_worker("trade-recorder", env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)
+    ]
     try:
         await wait_until(lambda: _at_least(recorded, 600), 60, "600 fills recorded")
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(timeout=10)
         assert await recorded() < total, "the kill must land mid-stream"
-        workers[0] = start_worker(env, tmp_path / "p0.log", partition=0)
+        workers[0] = start_worker("trade-recorder", env, tmp_path / "p0.log", partition=0)
 
         async def drained() -> bool:
-            for k in (0, 1):
-                info = await js.consumer_info("TRADES", f"trade-recorder-p{k}")
-                if info.num_pending or info.num_ack_pending:
-                    return False
+            if not await partitions_drained(js, "TRADES", "trade-recorder", 2):
+                return False
             return await recorded() == total
 
         await wait_until(drained, 90, "both partitions applied and acked")
@@ -230,11 +218,7 @@ async def test_two_partitions_each_in_order_with_one_killed(
             worker.send_signal(signal.SIGTERM)
         assert [w.wait(timeout=30) for w in workers] == [0, 0]
         # Both partition consumers were used (8 bots hash to both partitions).
-        delivered = [
-            (await js.consumer_info("TRADES", f"trade-recorder-p{k}")).delivered.consumer_seq
-            for k in (0, 1)
-        ]
-        assert all(delivered)
+        assert all(await partitions_used(js, "TRADES", "trade-recorder", 2))
     finally:
         for worker in workers:
             if worker.poll() is None:
