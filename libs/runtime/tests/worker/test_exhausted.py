@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
+from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 from runtime_testkit.events import fill, publish_all, total_quantity
 from runtime_testkit.store import read_totals, stored_checkpoint
@@ -26,20 +27,25 @@ MAX_DELIVER = 3  # runtime_testkit/topology.yaml, backoff [1s, 1s]
 GIVEN_UP = 3
 
 
-async def die_holding(nats_url: str, n: int) -> None:
+async def die_holding(js: JetStreamContext, nats_url: str, n: int) -> None:
     """Receive the durable's first ``n`` messages MAX_DELIVER times, answering nothing."""
+    config = (await js.consumer_info(TRADES_STREAM, WORKER)).config
+    # With no room for more unacked messages the server sends nothing new: each fetch
+    # waits for the redeliveries, which come once the ack wait (1 s) has run out.
+    # add_consumer with an existing durable name updates it.
+    await js.add_consumer(TRADES_STREAM, config.evolve(max_ack_pending=n))
     nc = await nats.connect(nats_url)
     try:
         sub = await nc.jetstream().pull_subscribe_bind(WORKER, TRADES_STREAM)
         for delivery in range(1, MAX_DELIVER + 1):
-            if delivery > 1:
-                # Redeliveries come first once the ack wait (1 s) of the last one ran out.
-                await asyncio.sleep(1.3)
-            msgs = await sub.fetch(n, timeout=10)
+            msgs: list[Msg] = []
+            while len(msgs) < n:
+                msgs += await sub.fetch(n - len(msgs), timeout=10)
             assert [m.metadata.num_delivered for m in msgs] == [delivery] * n
             assert [m.metadata.sequence.stream for m in msgs] == list(range(1, n + 1))
     finally:
         await nc.close()
+    await js.add_consumer(TRADES_STREAM, config)
 
 
 async def dlq_count(js: JetStreamContext) -> int:
@@ -51,7 +57,7 @@ async def test_events_given_up_after_a_crash_loop_are_dead_lettered_then_redrive
 ) -> None:
     events = [fill(n) for n in range(1, 11)]
     await publish_all(js, events)
-    await die_holding(nats_url, GIVEN_UP)
+    await die_holding(js, nats_url, GIVEN_UP)
 
     async with worker_task(nats_url, postgres_database):
         # Its first pull finds the three past max_deliver: the server gives them up and
