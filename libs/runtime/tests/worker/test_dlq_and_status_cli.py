@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from fleet_events import DLQ_STREAM, Event, encode, subject_for
 from fleet_runtime.cli import app
 from fleet_runtime.deadletter import DeadLetter, publish_dead_letter
+from fleet_runtime.exhausted import advisory_subject
 
 
 async def fleet(*args: str) -> Result:
@@ -122,6 +124,21 @@ async def test_status_shows_lag_and_dlq_depth(js: JetStreamContext, nats_url: st
     row = lines[1].split()
     assert row[:7] == [WORKER, "TRADES", WORKER, "7", "0", "0", "1"]
     assert lines[2] == "dead letters of undeclared worker ghost: 1"
+
+
+async def test_status_shows_given_up_messages_awaiting_their_worker(
+    js: JetStreamContext, nats_url: str
+) -> None:
+    # What the server publishes when it stops redelivering (stored by stream EXHAUSTED).
+    for seq in (3, 4):
+        advisory = {"stream": "TRADES", "consumer": WORKER, "stream_seq": seq, "deliveries": 3}
+        await js.publish(advisory_subject("TRADES", WORKER), json.dumps(advisory).encode())
+    result = await fleet("status", "--file", str(TOPOLOGY), "--server", nats_url)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"given up by the server after max_deliver, not yet dead-lettered: {WORKER}: 2"
+        in result.output
+    )
 
 
 async def test_commands_without_a_server_say_so_plainly() -> None:

@@ -14,6 +14,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from fleet_events import DLQ_STREAM, DLQ_SUBJECTS
+from fleet_runtime.exhausted import ADVISORY_SUBJECT, EXHAUSTED_STREAM
 from fleet_runtime.topology import Topology, default_url, load_topology, open_jetstream
 from fleet_runtime.topology.connection import URL_ENV
 
@@ -43,6 +44,18 @@ async def dlq_depth(js: JetStreamContext) -> Counter[str]:
     return depth
 
 
+async def exhausted_depth(js: JetStreamContext) -> Counter[str]:
+    """Given-up messages not yet dead-lettered, per consumer (the EXHAUSTED stream's advisories)."""
+    depth: Counter[str] = Counter()
+    try:
+        info = await js.stream_info(EXHAUSTED_STREAM, subjects_filter=f"{ADVISORY_SUBJECT}.>")
+    except NotFoundError:
+        return depth
+    for subject, count in (info.state.subjects or {}).items():
+        depth[subject.rsplit(".", 1)[1]] += count
+    return depth
+
+
 async def collect(js: JetStreamContext, topology: Topology) -> list[DurableStatus]:
     """The status of every durable the topology declares."""
     found = []
@@ -66,9 +79,11 @@ async def collect(js: JetStreamContext, topology: Topology) -> list[DurableStatu
     return found
 
 
-async def _run(server: str, topology: Topology) -> tuple[list[DurableStatus], Counter[str]]:
+async def _run(
+    server: str, topology: Topology
+) -> tuple[list[DurableStatus], Counter[str], Counter[str]]:
     async with open_jetstream(server) as js:
-        return await collect(js, topology), await dlq_depth(js)
+        return await collect(js, topology), await dlq_depth(js), await exhausted_depth(js)
 
 
 def _n(value: int | None) -> str:
@@ -86,7 +101,7 @@ def status(
 ) -> None:
     """Per durable: pending (lag), awaiting ack, redelivered, last activity; DLQ depth."""
     topology = load_topology(file)
-    rows, depth = asyncio.run(_run(server or default_url(), topology))
+    rows, depth, given_up = asyncio.run(_run(server or default_url(), topology))
     typer.echo(
         f"{'WORKER':<22} {'STREAM':<8} {'DURABLE':<24} {'PENDING':>9} {'ACK PEND':>9} "
         f"{'REDELIV':>8} {'DLQ':>6}  LAST ACTIVE (UTC)"
@@ -103,3 +118,8 @@ def status(
     others = sorted(set(depth) - set(topology.workers()))
     for worker in others:
         typer.echo(f"dead letters of undeclared worker {worker}: {depth[worker]}")
+    for durable, count in sorted(given_up.items()):
+        typer.echo(
+            f"given up by the server after max_deliver, not yet dead-lettered: {durable}: "
+            f"{count} (the worker moves them to the DLQ while it runs)"
+        )
