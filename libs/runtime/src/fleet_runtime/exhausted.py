@@ -82,6 +82,7 @@ class ExhaustedSweeper:
         self._stream = stream
         self._subject = advisory_subject(stream, durable)
         self._warned = False
+        self._unreadable: set[int] = set()
 
     async def sweep(self) -> list[DeadLetter]:
         """Dead-letter every advisory of this consumer now stored; returns the letters."""
@@ -105,8 +106,11 @@ class ExhaustedSweeper:
             try:
                 item = Exhausted.parse(raw.seq, raw.data or b"")
             except (ValueError, KeyError, TypeError) as exc:
-                # Not an advisory the server wrote: leave it for a human, look further.
-                log.error("exhausted_advisory_unreadable", seq=raw.seq, error=str(exc))
+                # Not an advisory the server wrote: leave it for a human (said once), and
+                # look further.
+                if raw.seq not in self._unreadable:
+                    self._unreadable.add(raw.seq)
+                    log.error("exhausted_advisory_unreadable", seq=raw.seq, error=str(exc))
                 seq = raw.seq + 1
                 continue
             letter = await self._letter(item)

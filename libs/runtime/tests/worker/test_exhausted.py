@@ -8,6 +8,7 @@ crash loop is played by a bare client pulling the worker's durable and never ans
 from __future__ import annotations
 
 import asyncio
+import json
 
 import nats
 from nats.aio.msg import Msg
@@ -20,7 +21,12 @@ from typer.testing import CliRunner
 from fleet_events import DLQ_STREAM, TRADES_STREAM, encode
 from fleet_runtime import deadletter as dl
 from fleet_runtime.cli import app
-from fleet_runtime.exhausted import ERROR_CLASS, EXHAUSTED_STREAM
+from fleet_runtime.exhausted import (
+    ERROR_CLASS,
+    EXHAUSTED_STREAM,
+    ExhaustedSweeper,
+    advisory_subject,
+)
 from fleet_testing.waiting import wait_until
 
 MAX_DELIVER = 3  # runtime_testkit/topology.yaml, backoff [1s, 1s]
@@ -104,3 +110,34 @@ async def _effects_are(dsn: str, n: int) -> bool:
 async def _at_least(count: object, n: int) -> bool:
     assert asyncio.iscoroutine(count)
     return bool(await count >= n)
+
+
+async def test_a_sweep_skips_unreadable_advisories_and_records_originals_already_gone(
+    js: JetStreamContext,
+) -> None:
+    events = [fill(1), fill(2)]
+    await publish_all(js, events)
+    subject = advisory_subject(TRADES_STREAM, WORKER)
+
+    def advisory(seq: int) -> bytes:
+        body = {"stream": TRADES_STREAM, "consumer": WORKER, "stream_seq": seq, "deliveries": 3}
+        return json.dumps(body).encode()
+
+    await js.publish(subject, b"not an advisory")
+    await js.publish(subject, advisory(2))
+    await js.publish(subject, advisory(99))  # beyond the stream: gone by its limits
+
+    sweeper = ExhaustedSweeper(js, worker=WORKER, stream=TRADES_STREAM, durable=WORKER)
+    letters = await sweeper.sweep()
+
+    assert [(x.seq, x.subject, x.data) for x in letters] == [
+        (2, "trade.executed.bot-1", encode(events[1])),
+        (99, f"gone.{TRADES_STREAM}.99", b""),
+    ]
+    assert letters[0].event_id == str(events[1].id)
+    assert "no longer in the stream" in letters[1].error
+    assert await dlq_count(js) == 2
+    # The unreadable one stays for a human; a second sweep doubles nothing.
+    assert (await js.stream_info(EXHAUSTED_STREAM)).state.messages == 1
+    assert await sweeper.sweep() == []
+    assert await dlq_count(js) == 2
