@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from fleet_runtime.errors import ConfigError
+from fleet_runtime.heap import settle_heap
 from fleet_runtime.logs import configure_logging, get_logger
 from fleet_runtime.settings import WorkerSettings, load_settings
 from fleet_runtime.topology import apply, load_topology
@@ -59,6 +61,26 @@ def test_bad_setting_names_the_variable_and_the_fix(monkeypatch: pytest.MonkeyPa
 def test_out_of_range_setting_is_refused() -> None:
     with pytest.raises(ConfigError, match="BATCH_SIZE"):
         load_settings(WorkerSettings, batch_size=0)
+
+
+def test_a_negative_collector_threshold_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADE_RECORDER_GC_GEN0_THRESHOLD", "-5")
+    with pytest.raises(ConfigError, match="TRADE_RECORDER_GC_GEN0_THRESHOLD"):
+        load_settings(TradeRecorderSettings)
+
+
+def test_settle_heap_freezes_start_up_objects_and_raises_the_young_threshold() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_heap(12_345)
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (12_345, before[1], before[2])
+        gc.unfreeze()
+        settle_heap(0)  # 0 keeps the threshold as it is
+        assert gc.get_threshold() == (12_345, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_json_logs_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
