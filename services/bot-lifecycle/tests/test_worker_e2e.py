@@ -8,18 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 import pytest
 from nats.js.client import JetStreamContext
 
 from fleet_events import Event
 from fleet_runtime.deadletter import DeadLetter
-from fleet_runtime.publisher import EventPublisher
-from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
-from fleet_testing.workerprocs import partitions_drained, partitions_used, start_worker
+from fleet_testing.workerprocs import (
+    kill_one_partition_midway,
+    partitions_drained,
+    partitions_used,
+    start_worker,
+    stream_loaded,
+)
 
 from .conftest import BotEvents as E
 
@@ -123,12 +126,8 @@ async def test_worker_survives_kill_9_and_dead_letters_invalid_events(
 ) -> None:
     owner, worker_dsn = lifecycle_dsns
     streams = topology_file(tmp_path)
-    nc = await nats.connect(isolated_fleet.nats.url)
-    js = nc.jetstream()
-    await apply(js, load_topology(streams))
     published, refused_ids = bot_lives()
-    await EventPublisher(js).publish_many(published)
-
+    nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
     env = worker_env(isolated_fleet, worker_dsn, streams)
     log = tmp_path / "worker.log"
     db = await asyncpg.connect(owner)
@@ -176,26 +175,18 @@ async def test_two_partitions_each_in_order_with_one_killed(
     """
     owner, worker_dsn = lifecycle_dsns
     streams = topology_file(tmp_path, partitions=2)
-    nc = await nats.connect(isolated_fleet.nats.url)
-    js = nc.jetstream()
-    await apply(js, load_topology(streams))
     published, refused_ids = bot_lives()
-    await EventPublisher(js).publish_many(published)
+    nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
     env = worker_env(isolated_fleet, worker_dsn, streams)
     db = await asyncpg.connect(owner)
 
     async def audited() -> int:
         return int(await db.fetchval("SELECT count(*) FROM lifecycle.audit_log"))
 
-    workers = [
-        start_worker("bot-lifecycle", env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)
-    ]
+    workers = await kill_one_partition_midway(
+        "bot-lifecycle", env, tmp_path, audited, kill_at=400, total=BOTS * 7
+    )
     try:
-        await wait_until(lambda: _at_least(audited, 400), 60, "400 events applied")
-        workers[0].send_signal(signal.SIGKILL)
-        workers[0].wait(timeout=10)
-        assert await audited() < BOTS * 7, "the kill must land mid-stream"
-        workers[0] = start_worker("bot-lifecycle", env, tmp_path / "p0.log", partition=0)
 
         async def drained() -> bool:
             if not await partitions_drained(js, "BOTS", "bot-lifecycle", 2):

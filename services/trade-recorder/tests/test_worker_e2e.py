@@ -10,16 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 import pytest
 
 from fleet_events import Event, Side
-from fleet_runtime.publisher import EventPublisher
-from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
-from fleet_testing.workerprocs import partitions_drained, partitions_used, start_worker
+from fleet_testing.workerprocs import (
+    kill_one_partition_midway,
+    partitions_drained,
+    partitions_used,
+    start_worker,
+    stream_loaded,
+)
 from trade_recorder.logic import Fill, apply_fills, fill_from_event
 
 from .conftest import TradeEvents
@@ -131,12 +134,8 @@ async def test_worker_survives_kill_9_with_exact_counts_and_sums(
 ) -> None:
     owner, worker_dsn = trading_dsns
     streams = topology_file(tmp_path)
-    nc = await nats.connect(isolated_fleet.nats.url)
-    js = nc.jetstream()
-    await apply(js, load_topology(streams))
-
     fills, published = fill_events(TOTAL_FILLS, bots=4)
-    await EventPublisher(js).publish_many(published)
+    nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
     env = worker_env(isolated_fleet, worker_dsn, streams)
     log = tmp_path / "worker.log"
     db = await asyncpg.connect(owner)
@@ -186,27 +185,19 @@ async def test_two_partitions_each_in_order_with_one_killed(
     """TRADES split in two by bot: one process per partition, one of them kill -9'd."""
     owner, worker_dsn = trading_dsns
     streams = topology_file(tmp_path, partitions=2)
-    nc = await nats.connect(isolated_fleet.nats.url)
-    js = nc.jetstream()
-    await apply(js, load_topology(streams))
     total = 3000
     fills, published = fill_events(total, bots=8)
-    await EventPublisher(js).publish_many(published)
+    nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
     env = worker_env(isolated_fleet, worker_dsn, streams)
     db = await asyncpg.connect(owner)
 
     async def recorded() -> int:
         return int(await db.fetchval("SELECT count(*) FROM trading.trades"))
 
-    workers = [
-        start_worker("trade-recorder", env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)
-    ]
+    workers = await kill_one_partition_midway(
+        "trade-recorder", env, tmp_path, recorded, kill_at=600, total=total
+    )
     try:
-        await wait_until(lambda: _at_least(recorded, 600), 60, "600 fills recorded")
-        workers[0].send_signal(signal.SIGKILL)
-        workers[0].wait(timeout=10)
-        assert await recorded() < total, "the kill must land mid-stream"
-        workers[0] = start_worker("trade-recorder", env, tmp_path / "p0.log", partition=0)
 
         async def drained() -> bool:
             if not await partitions_drained(js, "TRADES", "trade-recorder", 2):

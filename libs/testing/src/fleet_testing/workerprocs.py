@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import nats
+from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
+
+from fleet_events import Event
+from fleet_runtime.publisher import EventPublisher
+from fleet_runtime.topology import apply, load_topology
+from fleet_testing.waiting import wait_until
 
 
 def start_worker(
@@ -40,3 +49,44 @@ async def partitions_used(
         (await js.consumer_info(stream, f"{durable}-p{k}")).delivered.consumer_seq
         for k in range(partitions)
     ]
+
+
+async def stream_loaded(
+    nats_url: str, streams_file: Path, events: Sequence[Event[Any]]
+) -> tuple[NATS, JetStreamContext]:
+    """Connect, apply ``streams_file`` and publish ``events``; the caller closes the client."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await apply(js, load_topology(streams_file))
+    await EventPublisher(js).publish_many(events)
+    return nc, js
+
+
+async def kill_one_partition_midway(
+    name: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    progress: Callable[[], Awaitable[int]],
+    *,
+    kill_at: int,
+    total: int,
+) -> list[subprocess.Popen[bytes]]:
+    """Run partitions 0 and 1; once ``progress()`` reaches ``kill_at``, kill -9 partition 0
+    (asserting it died mid-stream, below ``total``) and start it again. Returns both."""
+    workers = [start_worker(name, env, log_dir / f"p{k}.log", partition=k) for k in (0, 1)]
+    try:
+
+        async def reached() -> bool:
+            return await progress() >= kill_at
+
+        await wait_until(reached, 60, f"{kill_at} events applied")
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(timeout=10)
+        assert await progress() < total, "the kill must land mid-stream"
+        workers[0] = start_worker(name, env, log_dir / "p0.log", partition=0)
+    except BaseException:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        raise
+    return workers
