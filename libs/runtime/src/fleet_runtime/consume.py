@@ -210,16 +210,8 @@ class ConsumerLoop:
                 run = []
                 await self._dead_letter(msg, exc, event_id=getattr(exc, "event_id", None))
                 continue
-            run.append(
-                Delivery(
-                    event=event,
-                    subject=msg.subject,
-                    stream=stream,
-                    stream_seq=stream_seq,
-                    num_delivered=num_delivered,
-                    msg=msg,
-                )
-            )
+            # Positional: the per-message cost of keyword arguments shows at 50k events/s.
+            run.append(Delivery(event, msg.subject, stream, stream_seq, num_delivered, msg))
         await self._apply(run)
         applied += len(run)
         await self._ack(msgs)
