@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 from fleet_events import CandleInterval, decode, encode
-from market_ingest.bars import Bar, Series, epoch_us
+from market_ingest.bars import Bar, Series, dec, epoch_us, from_epoch_us, iso_us
 from market_ingest.logic import Rules, SymbolState, apply_ticks, candle_event_id
 
 from .conftest import T0, seq_ticks, tick
@@ -83,6 +84,48 @@ def test_price_messages_are_throttled_in_tick_time() -> None:
     events = [tick("ETHUSDT", T0 + timedelta(milliseconds=ms), "10") for ms in offsets_ms]
     write = apply_ticks(state, seq_ticks(events), rules)
     assert [m.split('"seq":')[1] for m in write.prices] == ["1}", "4}", "6}"]
+
+
+def test_price_message_is_the_json_of_the_tick() -> None:
+    rules = Rules((CandleInterval.M1,), candles_kept=5)
+    state = SymbolState.empty("ETHUSDT", rules, "g")
+    moments = (T0, T0 + timedelta(microseconds=7), T0 + timedelta(seconds=1, milliseconds=250))
+    events = [tick("ETHUSDT", m, "1E+2", "0.00000010") for m in moments]
+    write = apply_ticks(state, seq_ticks(events), rules)
+    assert [json.loads(m) for m in write.prices] == [
+        {
+            "symbol": "ETHUSDT",
+            "price": "100",
+            "quantity": "0.00000010",
+            "time": m.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "seq": n,
+        }
+        for n, m in enumerate(moments, start=1)
+    ]
+
+
+def test_decimal_and_time_texts_equal_the_standard_formatting() -> None:
+    # dec and iso_us take shortcuts (str(), a cached per-second prefix); they must give
+    # exactly the text of format(value, "f") and datetime.isoformat().
+    values = (
+        "0",
+        "-0",
+        "1.50",
+        "1E+2",
+        "1.2E-7",
+        "0.000001",
+        "0.0000001",
+        "0E-9",
+        "123456789.123456789",
+    )
+    for text in values:
+        assert dec(Decimal(text)) == format(Decimal(text), "f"), text
+    rng = random.Random(3)
+    samples = [0, -1, 1, 999_999, 1_000_000, -1_000_000, -1_000_001]
+    samples += [rng.randint(-6 * 10**16, 10**17) for _ in range(2000)]
+    samples += [rng.randint(0, 10**6) * 1_000_000 for _ in range(200)]
+    for us in samples:
+        assert iso_us(us) == from_epoch_us(us).isoformat().replace("+00:00", "Z"), us
 
 
 def test_folding_a_batch_equals_folding_tick_by_tick() -> None:

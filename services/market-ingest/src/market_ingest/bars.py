@@ -12,7 +12,7 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import reduce
+from functools import lru_cache, reduce
 from operator import add
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -29,14 +29,32 @@ def from_epoch_us(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
+@lru_cache(maxsize=4096)
+def _second_text(second: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a whole second since the epoch (UTC, no offset)."""
+    return (EPOCH + timedelta(seconds=second)).isoformat()[:-6]
+
+
 def iso_us(us: int) -> str:
-    """ISO-8601 UTC text (``Z``) of an epoch-microsecond time."""
-    return from_epoch_us(us).isoformat().replace("+00:00", "Z")
+    """ISO-8601 UTC text (``Z``) of an epoch-microsecond time.
+
+    The same text as ``datetime.isoformat`` (fraction only when not zero), built from a
+    cached per-second prefix: ticks share their second, and ``isoformat`` on a datetime
+    decoded by pydantic costs about a microsecond.
+    """
+    second, micro = divmod(us, 1_000_000)
+    if micro:
+        return f"{_second_text(second)}.{micro:06d}Z"
+    return f"{_second_text(second)}Z"
 
 
 def dec(value: Decimal) -> str:
     """Fixed-point text of a decimal: never exponent notation, exponent kept as is."""
-    return format(value, "f")
+    # str() is plain notation, equal to format "f", unless it chose exponent notation.
+    text = str(value)
+    if "E" in text or "e" in text:
+        return format(value, "f")
+    return text
 
 
 def earliest(us: list[int]) -> tuple[int, int]:

@@ -267,12 +267,9 @@ def _fold(
 def _price_message(symbol_json: str, tick: MarketTick, us: int, seq: int) -> str:
     # The bytes of ``json.dumps`` with compact separators: decimal and ISO texts hold
     # nothing JSON would escape, the symbol is escaped by json.dumps itself.
-    time = tick.timestamp.isoformat()
-    # A zero offset means the fields are the UTC ones already (ticks are UTC).
-    time = time[:-6] + "Z" if time.endswith("+00:00") else iso_us(us)
     return (
-        f'{{"symbol":{symbol_json},"price":"{tick.price:f}",'
-        f'"quantity":"{tick.quantity:f}","time":"{time}","seq":{seq}}}'
+        f'{{"symbol":{symbol_json},"price":"{dec(tick.price)}",'
+        f'"quantity":"{dec(tick.quantity)}","time":"{iso_us(us)}","seq":{seq}}}'
     )
 
 
