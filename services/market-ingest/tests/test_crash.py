@@ -11,9 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import nats
+import pytest
 from redis.asyncio import Redis
 
 from fleet_events import CandleInterval
+from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
@@ -28,6 +30,7 @@ from .conftest import (
     STREAMS,
     SYMBOLS,
     T0,
+    Sequencer,
     by_symbol,
     generate_ticks,
     make_store,
@@ -190,6 +193,37 @@ async def test_candles_committed_but_not_published_go_out_once_on_recovery(
         await make_store(redis, LIVE).apply(by_symbol(seq_ticks(events)))
         handler = TickHandler(make_store(redis, LIVE), EventPublisher(js), MarketIngestMetrics())
         await handler.recover()
+        assert await candle_messages(js) == 2
+    finally:
+        await nc.close()
+        await redis.aclose()
+
+
+async def test_candles_the_stream_did_not_store_stay_queued_and_go_out_with_the_retry(
+    isolated_fleet: Fleet,
+) -> None:
+    await start_servers(isolated_fleet)
+    nc = await nats.connect(isolated_fleet.nats.url)
+    js = nc.jetstream()
+    redis = Redis.from_url(isolated_fleet.redis.url)
+    try:
+        s = "BTCUSDT"
+        events = [tick(s, T0 + timedelta(seconds=sec), "10") for sec in (0, 61, 122)]
+        batch = Sequencer().batch(events)
+        publisher = EventPublisher(js, timeout_s=0.3, attempts=2, backoff_s=0.05)
+        handler = TickHandler(make_store(redis, LIVE), publisher, MarketIngestMetrics())
+        # No stream takes the candles: the ticks commit, the two candles stay queued.
+        await js.delete_stream("MARKET")
+        with pytest.raises(StoreUnavailable, match="publishing closed candles"):
+            await handler.on_ticks(batch)
+        assert await redis.hlen(Keys().outbox(s)) == 2
+        # The runtime retries the same batch once the stream is back: the ticks are
+        # skipped as applied, the queued candles are published, once.
+        await apply(js, load_topology(STREAMS))
+        await handler.on_ticks(batch)
+        assert await candle_messages(js) == 2
+        assert await redis.hlen(Keys().outbox(s)) == 0
+        await handler.on_ticks(batch)
         assert await candle_messages(js) == 2
     finally:
         await nc.close()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
+
 from nats.js.client import JetStreamContext
 from runtime_testkit.events import fill, fills, publish_all
 from runtime_testkit.store import applied_order, read_totals, stored_checkpoint
 from runtime_testkit.worker import WORKER, worker_task
 
 from fleet_events import encode, subject_for
-from fleet_runtime.publisher import EventPublisher
+from fleet_runtime.publisher import EventPublisher, PublishFailed
 from fleet_testing import Fleet
 from fleet_testing.waiting import observe, wait_until
 
@@ -75,3 +77,25 @@ async def test_events_are_committed_in_stream_order(
     async with worker_task(nats_url, postgres_database, batch_size=128):
         await wait_until(lambda: _checkpoint_is(postgres_database, 3_000), 30, "checkpoint 3000")
     assert await applied_order(postgres_database) == list(range(1, 3_001))
+
+
+async def test_messages_published_together_are_stored_in_order_and_a_failure_says_how_many(
+    js: JetStreamContext,
+) -> None:
+    events = [fill(n) for n in range(1, 5)]
+    raw = [(subject_for(e), encode(e), str(e.id)) for e in events]
+    publisher = EventPublisher(js, timeout_s=0.5, attempts=2, backoff_s=0.05)
+    acks = await publisher.publish_raw_many(raw[:3])
+    assert [a.seq for a in acks] == [1, 2, 3]
+    # Again, with a message no stream takes in the middle: the first is confirmed (a
+    # duplicate now), the second fails after its retries, and the error says one.
+    nowhere = ("nowhere.at.all", b"{}", "nowhere-1")
+    with pytest.raises(PublishFailed) as failed:
+        await publisher.publish_raw_many([raw[0], nowhere, raw[3]])
+    assert failed.value.stored == 1
+    stored = await js.stream_info("TRADES")
+    # The message after the failed one was sent with it and may be stored: never twice.
+    assert stored.state.messages in (3, 4)
+    again = await publisher.publish_raw_many(raw)
+    assert [a.seq for a in again][:3] == [1, 2, 3]
+    assert (await js.stream_info("TRADES")).state.messages == 4

@@ -16,7 +16,7 @@ from fleet_runtime.consume import Subscription
 from fleet_runtime.delivery import Batch
 from fleet_runtime.errors import EventRejected, StoreUnavailable
 from fleet_runtime.logs import get_logger
-from fleet_runtime.publisher import PublishFailed
+from fleet_runtime.publisher import PublishFailed, RawMessage
 from market_ingest.logic import OutboxEntry, SeqTick, SymbolWrite
 from market_ingest.metrics import MarketIngestMetrics
 
@@ -43,10 +43,13 @@ class MarketStore(Protocol):
 
 
 class RawPublisher(Protocol):
-    """Publishes pre-encoded bytes under a JetStream message id."""
+    """Publishes pre-encoded messages under JetStream message ids."""
 
-    async def publish_raw(self, subject: str, data: bytes, msg_id: str) -> object:
-        """Store ``data`` on ``subject``; the stream drops a repeated ``msg_id``."""
+    async def publish_raw_many(self, messages: Sequence[RawMessage]) -> Sequence[object]:
+        """Store (subject, data, msg id) in order; the stream drops a repeated msg id.
+
+        Raises ``PublishFailed`` with how many leading messages were stored.
+        """
         ...
 
 
@@ -115,19 +118,30 @@ class TickHandler:
         await self._publish_outbox()
 
     async def _publish_outbox(self) -> None:
-        """Publish queued candles; each is forgotten only once the stream has stored it."""
-        if not self._unpublished:
+        """Publish queued candles; each is forgotten only once the stream has stored it.
+
+        All of a batch's candles are in flight together: one round trip to the stream
+        instead of one per candle.
+        """
+        entries = self._unpublished
+        if not entries:
             return
-        published: list[OutboxEntry] = []
+        stored = 0
         try:
-            for entry in self._unpublished:
-                await self._publisher.publish_raw(entry.subject, entry.data, entry.event_id)
-                published.append(entry)
-                self._metrics.candles_published.labels(entry.subject.split(".")[2]).inc()
-        except (PublishFailed, nats.errors.Error) as exc:
-            # The candles stay queued in Redis and in memory; the runtime retries the batch
+            await self._publisher.publish_raw_many(
+                [(e.subject, e.data, e.event_id) for e in entries]
+            )
+            stored = len(entries)
+        except PublishFailed as exc:
+            stored = exc.stored
+            # The rest stay queued in Redis and in memory; the runtime retries the batch
             # (its ticks are already applied and skip) and this publishes them again.
             raise StoreUnavailable(f"publishing closed candles: {exc}") from exc
+        except nats.errors.Error as exc:
+            raise StoreUnavailable(f"publishing closed candles: {exc}") from exc
         finally:
-            self._unpublished = self._unpublished[len(published) :]
+            published = entries[:stored]
+            for entry in published:
+                self._metrics.candles_published.labels(entry.subject.split(".")[2]).inc()
+            self._unpublished = entries[stored:]
             await self._store.outbox_done(published)
