@@ -133,6 +133,38 @@ async def test_orders_complete_or_fail_once(
     assert (got["o3"]["status"], got["o3"]["filled_quantity"]) == ("completed", Decimal(1))
 
 
+async def test_decimals_keep_their_digits_and_scale_in_any_notation(
+    store: PostgresTradeStore,
+    trading_dsns: tuple[str, str],
+    stream: Sequencer,
+    events: type[TradeEvents],
+) -> None:
+    # Decimals reach PostgreSQL as text: exponent notation must read back as the same
+    # number with the same scale.
+    price, quantity, fee = Decimal("1E+2"), Decimal("0.00000010"), Decimal("1.5E-7")
+    await store.record(
+        stream.batch(
+            [
+                events.fill("t1", order_id="o1", quantity=quantity, price=price, fee=fee),
+                events.completed("o1", filled="1.0E-7", average="1.00E+2"),
+            ]
+        )
+    )
+    owner, _ = trading_dsns
+    [trade] = await rows(owner, "SELECT price::text, quantity::text, fee::text FROM trading.trades")
+    assert tuple(trade) == (format(price, "f"), format(quantity, "f"), format(fee, "f"))
+    [order] = await rows(
+        owner,
+        "SELECT filled_quantity::text, reported_filled_quantity::text, average_price::text "
+        "FROM trading.orders",
+    )
+    assert tuple(order) == ("0.00000010", "0.00000010", "100")
+    [pos] = await rows(
+        owner, "SELECT quantity::text, average_entry_price, fees::text FROM trading.positions"
+    )
+    assert (pos[0], pos[1], pos[2]) == ("0.00000010", Decimal(100), format(fee, "f"))
+
+
 # -- positions after a long random sequence, against an independent recomputation ------
 
 

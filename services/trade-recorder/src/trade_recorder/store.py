@@ -10,9 +10,10 @@ event id or stream sequence changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -65,10 +66,11 @@ _FILL_COLUMNS = (
 )
 
 # Created once per connection (pool init); ON COMMIT DELETE ROWS empties it every batch.
+# Decimals travel as their text and PostgreSQL converts them (see ``_text``).
 _CREATE_INCOMING = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_fills (
     trade_id text, order_id text, bot_id text, user_id text, symbol text, side text,
-    price numeric, quantity numeric, fee numeric, fee_currency text,
+    price text, quantity text, fee text, fee_currency text,
     executed_at timestamptz, event_id uuid, stream_seq bigint
 ) ON COMMIT DELETE ROWS
 """
@@ -78,8 +80,9 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_fills (
 _INSERT_TRADES = """
 INSERT INTO trading.trades (trade_id, order_id, bot_id, user_id, symbol, side, price,
     quantity, filled_quantity, fee, fee_currency, status, executed_at, event_id, stream_seq)
-SELECT trade_id, order_id, bot_id, user_id, symbol, side, price,
-    quantity, quantity, fee, fee_currency, 'FILLED', executed_at, event_id, stream_seq
+SELECT trade_id, order_id, bot_id, user_id, symbol, side, price::numeric,
+    quantity::numeric, quantity::numeric, fee::numeric, fee_currency, 'FILLED', executed_at,
+    event_id, stream_seq
 FROM incoming_fills
 ON CONFLICT (trade_id) DO NOTHING
 RETURNING trade_id
@@ -98,12 +101,14 @@ FOR UPDATE OF p
 
 _UPDATE_POSITIONS = """
 UPDATE trading.positions p SET
-    side = u.side, quantity = u.quantity, average_entry_price = u.average_entry_price,
-    max_quantity = u.max_quantity, realized_pnl = u.realized_pnl, fees = u.fees,
-    fill_count = u.fill_count, is_open = u.is_open, opened_at = u.opened_at,
-    closed_at = u.closed_at, last_trade_id = u.last_trade_id, updated_at = now()
-FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[],
-            $6::numeric[], $7::numeric[], $8::int[], $9::bool[], $10::timestamptz[],
+    side = u.side, quantity = u.quantity::numeric,
+    average_entry_price = u.average_entry_price::numeric,
+    max_quantity = u.max_quantity::numeric, realized_pnl = u.realized_pnl::numeric,
+    fees = u.fees::numeric, fill_count = u.fill_count, is_open = u.is_open,
+    opened_at = u.opened_at, closed_at = u.closed_at, last_trade_id = u.last_trade_id,
+    updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::text[], $8::int[], $9::bool[], $10::timestamptz[],
             $11::timestamptz[], $12::text[])
   AS u(id, side, quantity, average_entry_price, max_quantity, realized_pnl, fees,
        fill_count, is_open, opened_at, closed_at, last_trade_id)
@@ -115,10 +120,11 @@ WHERE p.id = u.id
 _INSERT_POSITIONS = """
 INSERT INTO trading.positions (user_id, bot_id, symbol, side, quantity, average_entry_price,
     max_quantity, realized_pnl, fees, fill_count, is_open, opened_at, closed_at, last_trade_id)
-SELECT user_id, bot_id, symbol, side, quantity, average_entry_price,
-    max_quantity, realized_pnl, fees, fill_count, is_open, opened_at, closed_at, last_trade_id
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[],
-            $7::numeric[], $8::numeric[], $9::numeric[], $10::int[], $11::bool[],
+SELECT user_id, bot_id, symbol, side, quantity::numeric, average_entry_price::numeric,
+    max_quantity::numeric, realized_pnl::numeric, fees::numeric, fill_count, is_open,
+    opened_at, closed_at, last_trade_id
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::int[], $11::bool[],
             $12::timestamptz[], $13::timestamptz[], $14::text[]) WITH ORDINALITY
   AS n(user_id, bot_id, symbol, side, quantity, average_entry_price, max_quantity,
        realized_pnl, fees, fill_count, is_open, opened_at, closed_at, last_trade_id, ord)
@@ -127,7 +133,9 @@ ORDER BY ord
 
 _ADD_ORDER_FILLS = """
 INSERT INTO trading.orders (order_id, bot_id, user_id, symbol, filled_quantity, fill_count)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::int[])
+SELECT o, b, u, s, q::numeric, n
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
+  AS i(o, b, u, s, q, n)
 ON CONFLICT (order_id) DO UPDATE SET
     filled_quantity = trading.orders.filled_quantity + EXCLUDED.filled_quantity,
     fill_count = trading.orders.fill_count + EXCLUDED.fill_count,
@@ -138,8 +146,9 @@ ON CONFLICT (order_id) DO UPDATE SET
 _FINISH_ORDERS = """
 INSERT INTO trading.orders (order_id, bot_id, user_id, symbol, status,
     reported_filled_quantity, average_price, failure_reason, finished_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::numeric[], $7::numeric[], $8::text[], $9::timestamptz[])
+SELECT o, b, u, s, st, q::numeric, p::numeric, r, f
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::text[], $8::text[], $9::timestamptz[]) AS i(o, b, u, s, st, q, p, r, f)
 ON CONFLICT (order_id) DO UPDATE SET
     status = EXCLUDED.status,
     reported_filled_quantity = EXCLUDED.reported_filled_quantity,
@@ -262,9 +271,9 @@ async def _insert_fills(conn: Conn, fills: Mapping[str, NewFill]) -> list[NewFil
                 f.user_id,
                 f.symbol,
                 f.side.value,
-                f.price,
-                f.quantity,
-                f.fee,
+                str(f.price),
+                str(f.quantity),
+                str(f.fee),
                 f.fee_currency,
                 f.executed_at,
                 event_id,
@@ -316,14 +325,24 @@ async def _update_positions(conn: Conn, fills: Sequence[NewFill]) -> int:
     return len(updates) + len(inserts)
 
 
+def _text(values: Iterable[Decimal | None]) -> list[str | None]:
+    """Decimals as the text PostgreSQL's numeric input reads back exactly.
+
+    asyncpg's binary numeric encoder costs several microseconds per value in Python;
+    ``str`` and the server's conversion cost a fraction of that (measured on a batch of
+    fills: 9.5-11 µs of client CPU per row with numeric columns, 5 with text).
+    """
+    return [None if v is None else str(v) for v in values]
+
+
 def _position_columns(positions: Sequence[Position]) -> list[list[Any]]:
     return [
         [p.side for p in positions],
-        [p.quantity for p in positions],
-        [p.average_entry_price for p in positions],
-        [p.max_quantity for p in positions],
-        [p.realized_pnl for p in positions],
-        [p.fees for p in positions],
+        _text(p.quantity for p in positions),
+        _text(p.average_entry_price for p in positions),
+        _text(p.max_quantity for p in positions),
+        _text(p.realized_pnl for p in positions),
+        _text(p.fees for p in positions),
         [p.fill_count for p in positions],
         [p.is_open for p in positions],
         [p.opened_at for p in positions],
@@ -342,7 +361,7 @@ async def _add_order_fills(conn: Conn, fills: Sequence[NewFill]) -> None:
         [o[1] for o in orders],
         [o[2] for o in orders],
         [o[3] for o in orders],
-        [o[4] for o in orders],
+        _text(o[4] for o in orders),
         [o[5] for o in orders],
     )
 
@@ -357,8 +376,8 @@ async def _finish_orders(conn: Conn, outcomes: Sequence[OrderOutcome]) -> int:
         [o.user_id for o in outcomes],
         [o.symbol for o in outcomes],
         [o.status for o in outcomes],
-        [o.filled_quantity for o in outcomes],
-        [o.average_price for o in outcomes],
+        _text(o.filled_quantity for o in outcomes),
+        _text(o.average_price for o in outcomes),
         [o.reason for o in outcomes],
         [o.finished_at for o in outcomes],
     )
