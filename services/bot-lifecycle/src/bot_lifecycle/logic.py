@@ -21,10 +21,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleet_events import (
     BotCreated,
@@ -45,9 +45,13 @@ STARTABLE = frozenset({S.DEPLOYED, S.STOPPED})
 DELETABLE = frozenset({S.CREATED, S.DEPLOYED, S.STOPPED})
 
 
-@dataclass(frozen=True, slots=True)
-class Bot:
-    """A row of ``lifecycle.bots``."""
+class Bot(NamedTuple):
+    """A row of ``lifecycle.bots``.
+
+    Named tuples (here and for deployments), not frozen dataclasses: every applied event
+    builds a changed copy, and ``_replace`` costs about a quarter of ``dataclasses.replace``
+    on a frozen dataclass of this size.
+    """
 
     id: str
     user_id: str
@@ -66,8 +70,7 @@ class Bot:
     deleted_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Deployment:
+class Deployment(NamedTuple):
     """A row of ``lifecycle.bot_deployments``."""
 
     id: str
@@ -134,7 +137,7 @@ def decide(bot: Bot | None, deployments: dict[str, Deployment], event: Event[Any
         if bot.status not in UPDATABLE:
             return _wrong_state(bot, event)
         changes: dict[str, Any] = dict(data.changed_fields())
-        return _diff(bot, replace(bot, **changes, version=data.version, updated_at=at))
+        return _diff(bot, bot._replace(**changes, version=data.version, updated_at=at))
     if kind is BotDeployed:
         if bot.status not in DEPLOYABLE:
             return _wrong_state(bot, event)
@@ -158,9 +161,8 @@ def decide(bot: Bot | None, deployments: dict[str, Deployment], event: Event[Any
         touched = [new]
         previous = _current(bot, deployments)
         if previous is not None:
-            touched.insert(0, replace(previous, status="superseded", updated_at=at))
-        after = replace(
-            bot,
+            touched.insert(0, previous._replace(status="superseded", updated_at=at))
+        after = bot._replace(
             status=S.DEPLOYED,
             current_deployment_id=new.id,
             version=data.version,
@@ -178,23 +180,23 @@ def decide(bot: Bot | None, deployments: dict[str, Deployment], event: Event[Any
                 f"({bot.current_deployment_id})"
             )
         if starting:
-            deployment = replace(
-                current, status="running", started_at=at, stop_reason=None, updated_at=at
+            deployment = current._replace(
+                status="running", started_at=at, stop_reason=None, updated_at=at
             )
         else:
-            deployment = replace(
-                current, status="stopped", stopped_at=at, stop_reason=data.reason, updated_at=at
+            deployment = current._replace(
+                status="stopped", stopped_at=at, stop_reason=data.reason, updated_at=at
             )
         status = S.RUNNING if starting else S.STOPPED
         return _diff(
-            bot, replace(bot, status=status, version=data.version, updated_at=at), [deployment]
+            bot, bot._replace(status=status, version=data.version, updated_at=at), [deployment]
         )
     if kind is BotDeleted:
         if bot.status not in DELETABLE:
             return _wrong_state(bot, event, hint="stop it first")
         current = _current(bot, deployments)
-        touched = [] if current is None else [replace(current, status="retired", updated_at=at)]
-        after = replace(bot, status=S.DELETED, version=data.version, updated_at=at, deleted_at=at)
+        touched = [] if current is None else [current._replace(status="retired", updated_at=at)]
+        after = bot._replace(status=S.DELETED, version=data.version, updated_at=at, deleted_at=at)
         return _diff(bot, after, touched)
     return Refused(f"bot-lifecycle does not handle {event.type}")
 
@@ -273,4 +275,4 @@ def _snapshot(bot: Bot) -> dict[str, Any]:
 
 
 _TIME_FIELDS = frozenset({"created_at", "updated_at", "deleted_at"})
-_BOT_FIELDS = tuple(f.name for f in fields(Bot))
+_BOT_FIELDS = Bot._fields
