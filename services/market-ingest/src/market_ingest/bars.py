@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right, insort
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from functools import lru_cache, reduce
 from operator import add
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+# Running sums are kept in a context that never rounds: adding and later subtracting a
+# bar's volume leaves exactly the sum of the bars still kept.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+_ZERO = Decimal(0)
 
 
 def epoch_us(moment: datetime) -> int:
@@ -154,6 +159,124 @@ class Bar:
 
 
 @dataclass(slots=True)
+class Totals:
+    """Running figures over the bars of a series (the 24 h window's ticker fields).
+
+    Recomputing them from every kept bar on each batch costs O(bars) per symbol: with a
+    full window (1,440 minute bars) and a few ticks per symbol per batch, that dominated
+    the worker. Instead the series reports each bar it adds, changes or drops:
+
+    - volume and trade count are running sums (volume exact; shown at the exponent a
+      fresh sum of the kept bars would have: the smallest of theirs, and 0);
+    - high and low are the bars holding them (the oldest among equal values, as ``max``
+      and ``min`` over the bars oldest first pick); a bar's high only rises and its low
+      only falls, so only dropping that bar makes them unknown, and they are then found
+      again from the kept bars.
+    """
+
+    volume: Decimal = _ZERO
+    count: int = 0
+    exponents: Counter[int] = field(default_factory=Counter)
+    high: Bar | None = None
+    low: Bar | None = None
+    stale: bool = False
+
+    def reset(self, bars: list[Bar]) -> None:
+        """Start over from ``bars`` (oldest first)."""
+        self.volume, self.count, self.exponents = _ZERO, 0, Counter()
+        self.high = self.low = None
+        self.stale = bool(bars)
+        for bar in bars:
+            self._add_sums(bar)
+
+    def added(self, bar: Bar) -> None:
+        """A new bar (of any age)."""
+        self._add_sums(bar)
+        self._extremes(bar)
+
+    def changed(self, bar: Bar, old_volume: Decimal, old_count: int) -> None:
+        """A kept bar took more trades; ``old_*`` are its figures before."""
+        self.volume = _EXACT.add(self.volume, _EXACT.subtract(bar.volume, old_volume))
+        self.count += bar.count - old_count
+        self._move_exponent(old_volume, bar.volume)
+        self._extremes(bar)
+
+    def dropped(self, bar: Bar) -> None:
+        """A bar left the series."""
+        self.volume = _EXACT.subtract(self.volume, bar.volume)
+        self.count -= bar.count
+        self._move_exponent(bar.volume, None)
+        if bar is self.high or bar is self.low:
+            self.stale = True
+
+    @property
+    def lost_extremes(self) -> bool:
+        """Whether high and low must be found again (``find_extremes``)."""
+        return self.stale or self.high is None or self.low is None
+
+    def find_extremes(self, bars: list[Bar]) -> None:
+        """Find high and low among the kept ``bars`` (oldest first, not empty)."""
+        self.high = max(bars, key=_high_of)
+        self.low = min(bars, key=_low_of)
+        self.stale = False
+
+    def figures(self) -> tuple[Decimal, Decimal, Decimal, int]:
+        """(high, low, volume, count) of the kept bars (extremes known)."""
+        assert self.high is not None
+        assert self.low is not None
+        exponent = min(0, *self.exponents)
+        volume = self.volume.quantize(Decimal(1).scaleb(exponent), context=_EXACT)
+        return self.high.high, self.low.low, volume, self.count
+
+    def _add_sums(self, bar: Bar) -> None:
+        self.volume = _EXACT.add(self.volume, bar.volume)
+        self.count += bar.count
+        self._move_exponent(None, bar.volume)
+
+    def _move_exponent(self, old: Decimal | None, new: Decimal | None) -> None:
+        if old is not None:
+            gone = _exponent(old)
+            left = self.exponents[gone] - 1
+            if left:
+                self.exponents[gone] = left
+            else:
+                del self.exponents[gone]
+        if new is not None:
+            self.exponents[_exponent(new)] += 1
+
+    def _extremes(self, bar: Bar) -> None:
+        if self.stale:
+            return
+        high, low = self.high, self.low
+        if (
+            high is None
+            or bar.high > high.high
+            or (bar.high == high.high and bar.open_time < high.open_time)
+        ):
+            self.high = bar
+        if (
+            low is None
+            or bar.low < low.low
+            or (bar.low == low.low and bar.open_time < low.open_time)
+        ):
+            self.low = bar
+
+
+def _high_of(bar: Bar) -> Decimal:
+    return bar.high
+
+
+def _low_of(bar: Bar) -> Decimal:
+    return bar.low
+
+
+def _exponent(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), "volumes are finite"
+    return exponent
+
+
+@dataclass(slots=True)
 class Series:
     """The bars of one sorted set, with its retention rule.
 
@@ -168,6 +291,8 @@ class Series:
     bars: dict[int, Bar] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
+    totals: Totals | None = None
+    """Running figures over the kept bars, when the series keeps them (the window)."""
 
     @property
     def latest(self) -> int | None:
@@ -179,6 +304,16 @@ class Series:
         self.bars = {b.open_time: b for b in bars}
         self.order = sorted(self.bars)
         self.touched = set()
+        if self.totals is not None:
+            self.totals.reset([self.bars[t] for t in self.order])
+
+    def figures(self) -> tuple[Decimal, Decimal, Decimal, int]:
+        """(high, low, volume, trade count) over the kept bars (a series with totals)."""
+        totals = self.totals
+        assert totals is not None
+        if totals.lost_extremes:
+            totals.find_extremes(list(map(self.bars.__getitem__, self.order)))
+        return totals.figures()
 
     def kept(self, open_time: int) -> bool:
         """Whether a bar opening at ``open_time`` is (or would be) retained."""
@@ -200,16 +335,22 @@ class Series:
         if not self.kept(open_time):
             return False, None
         closed = None
+        totals = self.totals
         if bar is None:
             latest = self.latest
-            self.bars[open_time] = Bar.first(open_time, us, price, qty)
+            bar = self.bars[open_time] = Bar.first(open_time, us, price, qty)
             if latest is None or open_time > latest:
                 self.order.append(open_time)
                 closed = latest
             else:
                 insort(self.order, open_time)
+            if totals is not None:
+                totals.added(bar)
         else:
+            old_volume, old_count = bar.volume, bar.count
             bar.add(us, price, qty)
+            if totals is not None:
+                totals.changed(bar, old_volume, old_count)
         self.touched.add(open_time)
         return True, closed
 
@@ -225,6 +366,7 @@ class Series:
         if not self.kept(open_time):
             return False, None
         closed = None
+        totals = self.totals
         bar = self.bars.get(open_time)
         if bar is None:
             latest_time = self.latest
@@ -237,8 +379,13 @@ class Series:
                 insort(self.order, open_time)
             if len(us) > 1:
                 bar.fold(us[1:], prices[1:], qtys[1:])
+            if totals is not None:
+                totals.added(bar)
         else:
+            old_volume, old_count = bar.volume, bar.count
             bar.fold(us, prices, qtys)
+            if totals is not None:
+                totals.changed(bar, old_volume, old_count)
         self.touched.add(open_time)
         return True, closed
 
@@ -251,8 +398,10 @@ class Series:
             floor = self.order[-1] - self.span_ms
             start = max(start, bisect_right(self.order, floor))
         for open_time in self.order[:start]:
-            del self.bars[open_time]
+            gone = self.bars.pop(open_time)
             self.touched.discard(open_time)
+            if self.totals is not None:
+                self.totals.dropped(gone)
         del self.order[:start]
         return self.order[0] if self.order else 0
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from math import gcd
-from operator import attrgetter
 from typing import NamedTuple
 from uuid import UUID, uuid5
 
@@ -27,7 +26,16 @@ from fleet_events import (
     event_class,
     subject_for,
 )
-from market_ingest.bars import Bar, Series, dec, epoch_us, from_epoch_us, iso_us, latest
+from market_ingest.bars import (
+    Bar,
+    Series,
+    Totals,
+    dec,
+    epoch_us,
+    from_epoch_us,
+    iso_us,
+    latest,
+)
 
 SOURCE = "market-ingest"
 WINDOW = timedelta(hours=24)
@@ -37,7 +45,6 @@ WINDOW_SCOPE = "24h"
 _MINUTE_MS = 60_000
 _PCT = Decimal("0.0001")
 _HUNDRED = Decimal(100)
-_HIGH, _LOW, _VOLUME, _COUNT = (attrgetter(a) for a in ("high", "low", "volume", "count"))
 # Fixed namespace: a candle's event id depends only on (symbol, interval, open time).
 CANDLE_ID_NAMESPACE = uuid5(UUID(int=0), "tradefleet:market.candle")
 
@@ -69,7 +76,7 @@ def _ms(delta: timedelta) -> int:
 
 def window_series() -> Series:
     """The 24 h window: one-minute buckets opened less than 24 h before the newest."""
-    return Series(width_ms=_MINUTE_MS, span_ms=_ms(WINDOW))
+    return Series(width_ms=_MINUTE_MS, span_ms=_ms(WINDOW), totals=Totals())
 
 
 def candle_series(interval: CandleInterval, kept: int) -> Series:
@@ -285,13 +292,11 @@ def ticker_fields(state: SymbolState) -> dict[str, str]:
     1439 minutes before the newest trade's minute up to that trade.
     """
     assert state.last is not None
-    bars = list(map(state.window.bars.__getitem__, state.window.order))
-    first = bars[0]
-    # max/min keep the first of equal values; the volume is summed oldest first.
-    high = max(map(_HIGH, bars))
-    low = min(map(_LOW, bars))
-    volume = sum(map(_VOLUME, bars), Decimal(0))
-    count = sum(map(_COUNT, bars))
+    window = state.window
+    first = window.bars[window.order[0]]
+    # Kept up to date bar by bar (``Totals``): the same as max/min (first of equal
+    # values) and the exact sums over the kept bars.
+    high, low, volume, count = window.figures()
     change = state.last.price - first.open
     pct = (change * _HUNDRED / first.open).quantize(_PCT)
     return {
