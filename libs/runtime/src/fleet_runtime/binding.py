@@ -28,6 +28,12 @@ def ack_position(reply: str) -> tuple[str, int, int]:
     return tokens[base], int(tokens[base + 3]), int(tokens[base + 2])
 
 
+def delivery_seq(reply: str) -> int:
+    """The consumer's delivery sequence of a message, from its ack subject (see above)."""
+    tokens = reply.split(".")
+    return int(tokens[6 if len(tokens) == 9 else 8])
+
+
 @dataclass(frozen=True)
 class ConsumerBinding:
     """The live settings of a durable consumer that drive retries and acks."""

@@ -29,6 +29,7 @@ from fleet_runtime.binding import (
     Readiness,
     Subscription,
     ack_position,
+    delivery_seq,
 )
 from fleet_runtime.deadletter import DeadLetter, publish_dead_letter
 from fleet_runtime.delivery import Batch, Delivery
@@ -155,6 +156,7 @@ class ConsumerLoop:
                 msgs = await self._source.take(self._batch_size, self._max_wait, 0.5)
                 if self._orphans.active:
                     msgs = await self._guard(msgs) or []
+                    msgs = await self._recover_orphans(msgs)
                 for start in range(0, len(msgs), self._batch_size):
                     await self._process_batch(msgs[start : start + self._batch_size])
         except Stopping:
@@ -189,7 +191,43 @@ class ConsumerLoop:
             await self._source.resume()
         return released
 
-    async def _process_batch(self, msgs: list[Msg]) -> None:
+    async def _recover_orphans(self, released: list[Msg]) -> list[Msg]:
+        """Commit the orphans among ``released`` one at a time; return the rest.
+
+        The orphans were held by a process that died, maybe because of one of them. Each
+        is committed and acked alone, so the ones before an event that kills the process
+        are applied and acked, and only that event and the ones after it are delivered
+        again (see ``fleet_runtime.orphans``).
+
+        With AckPolicy.ALL the server ignores an ack whose delivery sequence is not above
+        the last one it took, and orphans come back in the order their redelivery fell
+        due, not in stream order: an orphan delivered after a message released later is
+        left unacked, and the next ack covers it.
+        """
+        barrier = self._orphans.barrier_seq
+        cut = next(
+            (i for i, m in enumerate(released) if ack_position(m.reply)[1] > barrier),
+            len(released),
+        )
+        if cut <= 1 or self.binding is None:
+            return released
+        ack_all = self.binding.ack_all
+        # later_low[i]: the lowest delivery sequence among released[i + 1:].
+        later_low = [0] * len(released)
+        low = 2**63
+        for i in range(len(released) - 1, -1, -1):
+            later_low[i] = low
+            low = min(low, delivery_seq(released[i].reply))
+        for i, msg in enumerate(released[:cut]):
+            ack = not ack_all or delivery_seq(msg.reply) < later_low[i]
+            await self._process_batch([msg], ack=ack)
+            if ack:
+                # Flushed before the next orphan is handled: if that one kills the
+                # process, an ack still in the client's buffer would be lost.
+                await self._nc.flush()
+        return released[cut:]
+
+    async def _process_batch(self, msgs: list[Msg], *, ack: bool = True) -> None:
         self._in_hand = msgs
         self._in_hand_since = time.monotonic()
         run: list[Delivery[Any]] = []
@@ -214,7 +252,8 @@ class ConsumerLoop:
             run.append(Delivery(event, msg.subject, stream, stream_seq, num_delivered, msg))
         await self._apply(run)
         applied += len(run)
-        await self._ack(msgs)
+        if ack:
+            await self._ack(msgs)
         self._metrics.processed.labels(*self._labels).inc(applied)
         self._in_hand = []
 

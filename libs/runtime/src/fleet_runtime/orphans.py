@@ -15,6 +15,14 @@ checkpoint past events it has not seen yet. The guard prevents that:
 
 Holding few messages also matters for max_deliver: every message handed to a process
 that dies unprocessed uses up one of its deliveries.
+
+The released orphans are then committed one at a time (``ConsumerLoop``): if one of them
+is what killed the previous process (a crash loop), the ones before it are applied and
+acked before it is handled again, and only it and the ones after it use up deliveries
+until the server gives them up (dead-lettered from its advisories). The lowest stream
+sequence among those dead letters is the event that kills the process. (The ones after
+it cannot be kept out: the server redelivers in the order redeliveries fall due, not in
+stream order, so they come back before or with it.)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ three change in one transaction per batch.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -69,6 +70,8 @@ class PgTestStore:
     def __init__(self, pool: asyncpg.Pool, poison_flag: Path | None = None) -> None:
         self._pool = pool
         self.poison_flag = poison_flag
+        self.killer: str | None = None
+        """A trade id on which the handler ends the process at once (a crash loop)."""
 
     @classmethod
     async def open(
@@ -111,6 +114,11 @@ class PgTestStore:
 
     async def handle(self, batch: Batch[Any]) -> None:
         """The worker's handler: apply the part of ``batch`` past the checkpoint."""
+        if self.killer is not None:
+            for d in batch:
+                if getattr(d.event.data, "trade_id", None) == self.killer:
+                    # As a segfault or the OOM killer would: no cleanup, no answer.
+                    os._exit(137)
         await self._guard(lambda: self._write(batch, crash_before_commit=False))
 
     async def apply(self, batch: Batch[Any]) -> None:

@@ -1,8 +1,9 @@
 """The test worker: `python -m runtime_testkit.worker` as a process tests can kill, or in-process.
 
 Environment of the process: ``RT_NATS_URL``, ``RT_DSN``, optional ``RT_POISON_FLAG`` (a
-path; poison trades fail while it exists), ``RT_READY_FILE`` (the health port is written
-there once the worker is ready) and ``RT_BATCH_SIZE``.
+path; poison trades fail while it exists), ``RT_KILLER`` (a trade id: the process ends
+itself when its handler gets it), ``RT_READY_FILE`` (the health port is written there once
+the worker is ready) and ``RT_BATCH_SIZE``.
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ async def run_worker(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
     probe_store: bool = True,
+    killer: str | None = None,
 ) -> None:
     """Open the store and serve the rt-test durable until ``stop`` (or SIGTERM)."""
     store = await PgTestStore.open(dsn, poison_flag, lazy=not probe_store)
+    store.killer = killer
     try:
         await serve(
             worker=WORKER,
@@ -130,7 +133,15 @@ async def worker_task(
 class WorkerProcess:
     """The test worker as a child process (for SIGKILL and SIGTERM)."""
 
-    def __init__(self, nats_url: str, dsn: str, workdir: Path, *, batch_size: int = 200) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        dsn: str,
+        workdir: Path,
+        *,
+        batch_size: int = 200,
+        killer: str | None = None,
+    ) -> None:
         self._env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
@@ -138,6 +149,8 @@ class WorkerProcess:
             "RT_DSN": dsn,
             "RT_BATCH_SIZE": str(batch_size),
         }
+        if killer is not None:
+            self._env["RT_KILLER"] = killer
         self._workdir = workdir
         self._starts = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -199,6 +212,7 @@ def _main() -> None:
             poison_flag=Path(poison) if poison else None,
             batch_size=int(os.environ.get("RT_BATCH_SIZE", "500")),
             on_ready=on_ready,
+            killer=os.environ.get("RT_KILLER"),
         )
     )
 

@@ -6,7 +6,6 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-
 from nats.js.client import JetStreamContext
 from runtime_testkit.events import fill, fills, publish_all
 from runtime_testkit.store import applied_order, read_totals, stored_checkpoint

@@ -1,0 +1,93 @@
+"""A crash loop: an event that kills the worker process every time it is handled.
+
+After a crash the worker commits the events the dead process held one at a time (see
+``fleet_runtime.orphans``): the events before the killer are applied once, the killer and
+the events after it reach max_deliver and the DLQ, the killer lowest, and a redrive after
+the fix applies them once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from nats.js.client import JetStreamContext
+from runtime_testkit.events import fill, publish_all, total_quantity
+from runtime_testkit.store import PgTestStore, applied_order, read_totals
+from runtime_testkit.worker import WorkerProcess, worker_task
+from typer.testing import CliRunner
+
+from fleet_events import DLQ_STREAM, TRADES_STREAM, encode
+from fleet_runtime import deadletter as dl
+from fleet_runtime.cli import app
+from fleet_runtime.exhausted import ERROR_CLASS
+from fleet_testing.waiting import wait_until
+
+TOTAL = 40
+KILLER = 13
+MAX_DELIVER = 3  # runtime_testkit/topology.yaml
+
+
+async def _dead(js: JetStreamContext) -> int:
+    return (await js.stream_info(DLQ_STREAM)).state.messages
+
+
+async def _settled(js: JetStreamContext, dsn: str) -> bool:
+    return await _dead(js) >= TOTAL - KILLER + 1 and (await read_totals(dsn))[0] >= KILLER - 1
+
+
+async def test_the_events_before_one_that_kills_the_process_are_applied(
+    js: JetStreamContext, nats_url: str, postgres_database: str, tmp_path: Path
+) -> None:
+    await PgTestStore.create_schema(postgres_database)
+    events = [fill(n, trade_id="killer" if n == KILLER else None) for n in range(1, TOTAL + 1)]
+    await publish_all(js, events)
+    worker = WorkerProcess(nats_url, postgres_database, tmp_path, batch_size=200, killer="killer")
+    crashes = 0
+    try:
+        deadline = time.monotonic() + 90
+        while not await _settled(js, postgres_database):
+            assert time.monotonic() < deadline, f"not settled after {crashes} crashes"
+            if worker.proc is None or worker.proc.poll() is not None:
+                if worker.proc is not None:
+                    assert worker.proc.returncode == 137
+                    crashes += 1
+                worker.start()
+            await asyncio.sleep(0.2)
+        worker.terminate()
+        assert worker.proc is not None
+        assert await asyncio.to_thread(worker.proc.wait, 30) == 0
+    finally:
+        worker.close()
+
+    # The first process died holding all 40, the next two holding the killer: 1..12 were
+    # committed one at a time before it, each once.
+    assert crashes == MAX_DELIVER
+    assert await applied_order(postgres_database) == list(range(1, KILLER))
+    info = await js.stream_info(DLQ_STREAM)
+    assert info.state.messages == TOTAL - KILLER + 1
+    letters = [await js.get_msg(DLQ_STREAM, s) for s in range(1, info.state.messages + 1)]
+    seqs = sorted(int((m.headers or {})[dl.H_SEQ]) for m in letters)
+    assert seqs == list(range(KILLER, TOTAL + 1))
+    killer = next(m for m in letters if (m.headers or {})[dl.H_SEQ] == str(KILLER))
+    assert killer.data == encode(events[KILLER - 1])
+    assert {(m.headers or {})[dl.H_ERROR_CLASS] for m in letters} == {ERROR_CLASS}
+    assert {(m.headers or {})[dl.H_STREAM] for m in letters} == {TRADES_STREAM}
+
+    # After the fix (a worker without the killer), a redrive applies them once.
+    result = await asyncio.to_thread(
+        CliRunner().invoke, app, ["dlq", "redrive", "--all", "--server", nats_url]
+    )
+    assert result.exit_code == 0, result.output
+    async with worker_task(nats_url, postgres_database):
+        await wait_until(
+            lambda: _effects_are(postgres_database, TOTAL), 30, "every event applied once"
+        )
+    n, total, applied = await read_totals(postgres_database)
+    assert (n, applied) == (TOTAL, TOTAL)
+    assert total == total_quantity(events)
+
+
+async def _effects_are(dsn: str, n: int) -> bool:
+    return (await read_totals(dsn))[0] == n
