@@ -7,11 +7,14 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import nats
 import pytest
+from nats.js.client import JetStreamContext
 from redis.asyncio import Redis
 
 from fleet_events import CandleInterval
@@ -160,14 +163,23 @@ async def _is(value: object, expected: int) -> bool:
     return bool(await value == expected)  # type: ignore[misc]
 
 
+@asynccontextmanager
+async def _clients(fleet: Fleet) -> AsyncIterator[tuple[JetStreamContext, Redis]]:
+    """Started servers with the repository's streams, and a client of each."""
+    await start_servers(fleet)
+    nc = await nats.connect(fleet.nats.url)
+    redis = Redis.from_url(fleet.redis.url)
+    try:
+        yield nc.jetstream(), redis
+    finally:
+        await nc.close()
+        await redis.aclose()
+
+
 async def test_candles_committed_but_not_published_go_out_once_on_recovery(
     isolated_fleet: Fleet,
 ) -> None:
-    await start_servers(isolated_fleet)
-    nc = await nats.connect(isolated_fleet.nats.url)
-    js = nc.jetstream()
-    redis = Redis.from_url(isolated_fleet.redis.url)
-    try:
+    async with _clients(isolated_fleet) as (js, redis):
         s = "BTCUSDT"
         events = [tick(s, T0 + timedelta(seconds=sec), "10") for sec in (0, 61, 122)]
         # The worker committed the batch and died before publishing: the outbox holds them.
@@ -194,19 +206,12 @@ async def test_candles_committed_but_not_published_go_out_once_on_recovery(
         handler = TickHandler(make_store(redis, LIVE), EventPublisher(js), MarketIngestMetrics())
         await handler.recover()
         assert await candle_messages(js) == 2
-    finally:
-        await nc.close()
-        await redis.aclose()
 
 
 async def test_candles_the_stream_did_not_store_stay_queued_and_go_out_with_the_retry(
     isolated_fleet: Fleet,
 ) -> None:
-    await start_servers(isolated_fleet)
-    nc = await nats.connect(isolated_fleet.nats.url)
-    js = nc.jetstream()
-    redis = Redis.from_url(isolated_fleet.redis.url)
-    try:
+    async with _clients(isolated_fleet) as (js, redis):
         s = "BTCUSDT"
         events = [tick(s, T0 + timedelta(seconds=sec), "10") for sec in (0, 61, 122)]
         batch = Sequencer().batch(events)
@@ -225,6 +230,3 @@ async def test_candles_the_stream_did_not_store_stay_queued_and_go_out_with_the_
         assert await redis.hlen(Keys().outbox(s)) == 0
         await handler.on_ticks(batch)
         assert await candle_messages(js) == 2
-    finally:
-        await nc.close()
-        await redis.aclose()
