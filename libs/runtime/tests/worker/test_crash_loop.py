@@ -9,7 +9,7 @@ the fix applies them once.
 from __future__ import annotations
 
 import asyncio
-import time
+import subprocess
 from pathlib import Path
 
 from nats.js.client import JetStreamContext
@@ -33,6 +33,10 @@ async def _dead(js: JetStreamContext) -> int:
     return (await js.stream_info(DLQ_STREAM)).state.messages
 
 
+async def _died_or_settled(proc: subprocess.Popen[bytes], js: JetStreamContext, dsn: str) -> bool:
+    return proc.poll() is not None or await _settled(js, dsn)
+
+
 async def _settled(js: JetStreamContext, dsn: str) -> bool:
     return await _dead(js) >= TOTAL - KILLER + 1 and (await read_totals(dsn))[0] >= KILLER - 1
 
@@ -46,18 +50,23 @@ async def test_the_events_before_one_that_kills_the_process_are_applied(
     worker = WorkerProcess(nats_url, postgres_database, tmp_path, batch_size=200, killer="killer")
     crashes = 0
     try:
-        deadline = time.monotonic() + 90
-        while not await _settled(js, postgres_database):
-            assert time.monotonic() < deadline, f"not settled after {crashes} crashes"
-            if worker.proc is None or worker.proc.poll() is not None:
-                if worker.proc is not None:
-                    assert worker.proc.returncode == 137
-                    crashes += 1
-                worker.start()
-            await asyncio.sleep(0.2)
+        while True:
+            assert crashes <= MAX_DELIVER, "still crashing"
+            worker.start()
+            proc = worker.proc
+            assert proc is not None
+
+            await wait_until(
+                lambda p=proc: _died_or_settled(p, js, postgres_database),
+                60,
+                "the worker to die or the stream to settle",
+            )
+            if proc.poll() is None:
+                break
+            assert proc.returncode == 137
+            crashes += 1
         worker.terminate()
-        assert worker.proc is not None
-        assert await asyncio.to_thread(worker.proc.wait, 30) == 0
+        assert await asyncio.to_thread(proc.wait, 30) == 0
     finally:
         worker.close()
 
