@@ -223,8 +223,12 @@ class ConsumerLoop:
             await self._process_batch([msg], ack=ack)
             if ack:
                 # Flushed before the next orphan is handled: if that one kills the
-                # process, an ack still in the client's buffer would be lost.
-                await self._nc.flush()
+                # process, an ack still in the client's buffer would be lost. (A lost ack
+                # costs a redelivery that the checkpoint skips, not an effect.)
+                try:
+                    await self._nc.flush()
+                except Exception as exc:
+                    log.warning("ack_flush_failed", consumer=self._sub.durable, error=str(exc))
         return released[cut:]
 
     async def _process_batch(self, msgs: list[Msg], *, ack: bool = True) -> None:
