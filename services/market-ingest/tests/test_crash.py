@@ -17,7 +17,7 @@ import pytest
 from nats.js.client import JetStreamContext
 from redis.asyncio import Redis
 
-from fleet_events import CandleInterval
+from fleet_events import CandleInterval, Event, MarketTick
 from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
@@ -176,12 +176,17 @@ async def _clients(fleet: Fleet) -> AsyncIterator[tuple[JetStreamContext, Redis]
         await redis.aclose()
 
 
+def _closing_two_candles(symbol: str) -> list[Event[MarketTick]]:
+    """Ticks in three consecutive minutes: the first two 1m candles close."""
+    return [tick(symbol, T0 + timedelta(seconds=sec), "10") for sec in (0, 61, 122)]
+
+
 async def test_candles_committed_but_not_published_go_out_once_on_recovery(
     isolated_fleet: Fleet,
 ) -> None:
     async with _clients(isolated_fleet) as (js, redis):
         s = "BTCUSDT"
-        events = [tick(s, T0 + timedelta(seconds=sec), "10") for sec in (0, 61, 122)]
+        events = _closing_two_candles(s)
         # The worker committed the batch and died before publishing: the outbox holds them.
         await make_store(redis, LIVE).apply(by_symbol(seq_ticks(events)))
         for _ in range(2):  # two restarts: the second finds nothing left to publish
@@ -213,7 +218,7 @@ async def test_candles_the_stream_did_not_store_stay_queued_and_go_out_with_the_
 ) -> None:
     async with _clients(isolated_fleet) as (js, redis):
         s = "BTCUSDT"
-        events = [tick(s, T0 + timedelta(seconds=sec), "10") for sec in (0, 61, 122)]
+        events = _closing_two_candles(s)
         batch = Sequencer().batch(events)
         publisher = EventPublisher(js, timeout_s=0.3, attempts=2, backoff_s=0.05)
         handler = TickHandler(make_store(redis, LIVE), publisher, MarketIngestMetrics())
