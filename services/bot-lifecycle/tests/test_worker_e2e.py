@@ -17,9 +17,9 @@ from fleet_testing import Fleet
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
 from fleet_testing.workerprocs import (
+    finish_partitions,
+    kill_leftovers,
     kill_one_partition_midway,
-    partitions_drained,
-    partitions_used,
     start_worker,
     stream_loaded,
 )
@@ -187,22 +187,10 @@ async def test_two_partitions_each_in_order_with_one_killed(
         "bot-lifecycle", env, tmp_path, audited, kill_at=400, total=BOTS * 7
     )
     try:
-
-        async def drained() -> bool:
-            if not await partitions_drained(js, "BOTS", "bot-lifecycle", 2):
-                return False
-            return await audited() == BOTS * 7
-
-        await wait_until(drained, 90, "both partitions applied or dead-lettered, and acked")
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        assert [w.wait(timeout=30) for w in workers] == [0, 0]
-        assert all(await partitions_used(js, "BOTS", "bot-lifecycle", 2))
+        await finish_partitions(js, "BOTS", "bot-lifecycle", workers, audited, total=BOTS * 7)
         letters = await dead_letters(js)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
+        kill_leftovers(workers)
         await nc.close()
 
     try:

@@ -17,9 +17,9 @@ from fleet_testing import Fleet
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
 from fleet_testing.workerprocs import (
+    finish_partitions,
+    kill_leftovers,
     kill_one_partition_midway,
-    partitions_drained,
-    partitions_used,
     start_worker,
     stream_loaded,
 )
@@ -198,22 +198,9 @@ async def test_two_partitions_each_in_order_with_one_killed(
         "trade-recorder", env, tmp_path, recorded, kill_at=600, total=total
     )
     try:
-
-        async def drained() -> bool:
-            if not await partitions_drained(js, "TRADES", "trade-recorder", 2):
-                return False
-            return await recorded() == total
-
-        await wait_until(drained, 90, "both partitions applied and acked")
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        assert [w.wait(timeout=30) for w in workers] == [0, 0]
-        # Both partition consumers were used (8 bots hash to both partitions).
-        assert all(await partitions_used(js, "TRADES", "trade-recorder", 2))
+        await finish_partitions(js, "TRADES", "trade-recorder", workers, recorded, total=total)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
+        kill_leftovers(workers)
         await nc.close()
 
     try:

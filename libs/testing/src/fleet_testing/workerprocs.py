@@ -85,8 +85,37 @@ async def kill_one_partition_midway(
         assert await progress() < total, "the kill must land mid-stream"
         workers[0] = start_worker(name, env, log_dir / "p0.log", partition=0)
     except BaseException:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
+        kill_leftovers(workers)
         raise
     return workers
+
+
+async def finish_partitions(
+    js: JetStreamContext,
+    stream: str,
+    name: str,
+    workers: Sequence[subprocess.Popen[bytes]],
+    progress: Callable[[], Awaitable[int]],
+    *,
+    total: int,
+) -> None:
+    """Wait until both partition durables are drained with ``progress() == total``, stop the
+    processes with SIGTERM (each must exit 0) and check that both partitions were used."""
+
+    async def drained() -> bool:
+        if not await partitions_drained(js, stream, name, len(workers)):
+            return False
+        return await progress() == total
+
+    await wait_until(drained, 90, "every partition applied (or dead-lettered) and acked")
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    assert [w.wait(timeout=30) for w in workers] == [0] * len(workers)
+    assert all(await partitions_used(js, stream, name, len(workers)))
+
+
+def kill_leftovers(workers: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Kill whichever of ``workers`` still runs (test clean-up)."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.kill()
