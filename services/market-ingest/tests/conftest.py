@@ -26,6 +26,7 @@ from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
 from market_ingest.logic import Rules, SeqTick
 from market_ingest.store import Keys, RedisMarketStore
+from market_ingest.ticks import Trade, decode_trade
 
 REPO = Path(__file__).resolve().parents[3]
 STREAMS = REPO / "streams.yaml"
@@ -79,7 +80,7 @@ def generate_ticks(
 
 def seq_ticks(events: Sequence[Event[MarketTick]], first_seq: int = 1) -> list[SeqTick]:
     """Stream positions for events, in order."""
-    return [SeqTick(first_seq + i, e.id, e.data) for i, e in enumerate(events)]
+    return [SeqTick(first_seq + i, Trade.of(e.id, e.data)) for i, e in enumerate(events)]
 
 
 def by_symbol(ticks: Sequence[SeqTick]) -> dict[str, list[SeqTick]]:
@@ -110,10 +111,10 @@ class Ohlcv:
     n: int
 
 
-def expected_candles(ticks: Sequence[MarketTick], width: timedelta, kept: int) -> list[Ohlcv]:
+def expected_candles(ticks: Sequence[Trade], width: timedelta, kept: int) -> list[Ohlcv]:
     """Candles of in-order ticks of one symbol: group by period, keep the ``kept`` latest."""
     w = width // timedelta(milliseconds=1)
-    groups: dict[int, list[MarketTick]] = {}
+    groups: dict[int, list[Trade]] = {}
     for t in ticks:
         groups.setdefault(_ms(t.timestamp) // w * w, []).append(t)
     out = []
@@ -133,7 +134,7 @@ def expected_candles(ticks: Sequence[MarketTick], width: timedelta, kept: int) -
     return out[-kept:]
 
 
-def expected_ticker(ticks: Sequence[MarketTick]) -> dict[str, Decimal | int]:
+def expected_ticker(ticks: Sequence[Trade]) -> dict[str, Decimal | int]:
     """24 h figures of in-order ticks of one symbol: the last 1440 minutes up to the last."""
     last = ticks[-1]
     last_minute = _ms(last.timestamp) // 60_000
@@ -270,8 +271,10 @@ def delivery(event: Event[Any], seq: int, subject: str | None = None) -> Deliver
         reply=f"$JS.ACK.MARKET.market-ingest.1.{seq}.{seq}.0.0",
         data=encode(event),
     )
+    # What the subscription's decoder makes of the message.
+    trade = decode_trade(msg.data)
     return Delivery(
-        event=event, subject=subject, stream="MARKET", stream_seq=seq, num_delivered=1, msg=msg
+        event=trade, subject=subject, stream="MARKET", stream_seq=seq, num_delivered=1, msg=msg
     )
 
 

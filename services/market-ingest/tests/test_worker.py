@@ -24,6 +24,7 @@ from market_ingest.metrics import MarketIngestMetrics
 from market_ingest.replay import rebuild
 from market_ingest.settings import MarketIngestSettings
 from market_ingest.store import Keys
+from market_ingest.ticks import Trade
 
 from .conftest import (
     ALL_INTERVALS,
@@ -73,7 +74,7 @@ async def publish(js: JetStreamContext, events: Sequence[Event[MarketTick]]) -> 
     publisher = EventPublisher(js)
     for i in range(0, len(events), 1000):
         acks += await publisher.publish_many(events[i : i + 1000])
-    return [SeqTick(a.seq, e.id, e.data) for a, e in zip(acks, events, strict=True)]
+    return [SeqTick(a.seq, Trade.of(e.id, e.data)) for a, e in zip(acks, events, strict=True)]
 
 
 async def wait_applied(redis: Redis, ticks: Sequence[SeqTick], within_s: float = 60) -> None:

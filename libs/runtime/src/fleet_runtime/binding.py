@@ -78,6 +78,14 @@ class Subscription:
     durable: str
     handler: Handler
     accepts: tuple[type[Payload], ...] = ()
+    """Payload classes the handler takes; another valid event type is dead-lettered."""
+    decode: Callable[[bytes], Any] | None = None
+    """The subscription's own decoder, instead of ``fleet_events.decode`` and ``accepts``.
+
+    It returns the object the handler finds in ``Delivery.event`` (which must have the
+    event's ``id``) or raises ``fleet_events.DecodeError`` with the reason the message is
+    dead-lettered. A service uses it to decode its hot event type into its own form.
+    """
 
 
 class Readiness:

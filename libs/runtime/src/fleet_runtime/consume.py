@@ -236,13 +236,17 @@ class ConsumerLoop:
         self._in_hand_since = time.monotonic()
         run: list[Delivery[Any]] = []
         applied = 0
+        own_decode = self._sub.decode
         for msg in msgs:
             stream, stream_seq, num_delivered = ack_position(msg.reply)
             try:
-                event = decode(msg.data)
-                if self._sub.accepts and not isinstance(event.data, self._sub.accepts):
-                    wanted = ", ".join(c.event_type for c in self._sub.accepts)
-                    raise EventRejected(event.id, f"type {event.type} is not one of: {wanted}")
+                if own_decode is not None:
+                    event = own_decode(msg.data)
+                else:
+                    event = decode(msg.data)
+                    if self._sub.accepts and not isinstance(event.data, self._sub.accepts):
+                        wanted = ", ".join(c.event_type for c in self._sub.accepts)
+                        raise EventRejected(event.id, f"type {event.type} is not one of: {wanted}")
             except (DecodeError, EventRejected) as exc:
                 # With AckPolicy.ALL the server treats a term as an ack of every earlier
                 # message: the good events before this one must commit first, or a crash

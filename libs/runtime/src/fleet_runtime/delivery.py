@@ -8,8 +8,6 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from nats.aio.msg import Msg
 
-from fleet_events import Event
-
 P = TypeVar("P")
 
 
@@ -21,7 +19,8 @@ class Delivery(NamedTuple, Generic[P]):
     ``object.__setattr__`` per field). Immutable either way.
     """
 
-    event: Event[Any]
+    event: Any
+    """The decoded event: an ``Event``, or what the subscription's own decoder returns."""
     subject: str
     stream: str
     stream_seq: int

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import nats.errors
 
-from fleet_events import MARKET_STREAM, MarketTick
+from fleet_events import MARKET_STREAM
 from fleet_runtime.consume import Subscription
 from fleet_runtime.delivery import Batch
 from fleet_runtime.errors import EventRejected, StoreUnavailable
@@ -19,6 +19,7 @@ from fleet_runtime.logs import get_logger
 from fleet_runtime.publisher import PublishFailed, RawMessage
 from market_ingest.logic import OutboxEntry, SeqTick, SymbolWrite
 from market_ingest.metrics import MarketIngestMetrics
+from market_ingest.ticks import Trade, decode_trade
 
 DURABLE = "market-ingest"
 _SYMBOL_TOKEN = 2  # market.tick.<symbol>[.<partition>]
@@ -53,23 +54,23 @@ class RawPublisher(Protocol):
         ...
 
 
-def ticks_by_symbol(batch: Batch[MarketTick]) -> dict[str, list[SeqTick]]:
+def ticks_by_symbol(batch: Batch[Trade]) -> dict[str, list[SeqTick]]:
     """Group a batch per symbol, in stream order; a symbol unlike its subject is rejected.
 
+    The batch's events are ``Trade``s (the subscription decodes with ``decode_trade``).
     Raises ``EventRejected`` for the first such tick, before anything is written.
     """
     groups: dict[str, list[SeqTick]] = {}
     checked: dict[str, str] = {}  # subject -> the symbol it was seen to match
     for d in batch:
-        event = d.event
-        tick: MarketTick = event.data
+        tick: Trade = d.event
         symbol = tick.symbol
         if checked.get(d.subject) != symbol:
             tokens = d.subject.split(".")
             token = tokens[_SYMBOL_TOKEN] if len(tokens) > _SYMBOL_TOKEN else ""
             if token != symbol:
                 raise EventRejected(
-                    event.id,
+                    tick.id,
                     f"symbol {symbol!r} does not match the subject {d.subject!r} "
                     f"(market.tick.<symbol>)",
                 )
@@ -77,7 +78,7 @@ def ticks_by_symbol(batch: Batch[MarketTick]) -> dict[str, list[SeqTick]]:
         group = groups.get(symbol)
         if group is None:
             group = groups[symbol] = []
-        group.append(SeqTick(d.stream_seq, event.id, tick))
+        group.append(SeqTick(d.stream_seq, tick))
     return groups
 
 
@@ -94,7 +95,7 @@ class TickHandler:
 
     def subscription(self) -> Subscription:
         """The durable consumer this handler serves."""
-        return Subscription(MARKET_STREAM, DURABLE, self.on_ticks, accepts=(MarketTick,))
+        return Subscription(MARKET_STREAM, DURABLE, self.on_ticks, decode=decode_trade)
 
     async def recover(self) -> None:
         """Publish the candles a previous run stored but did not confirm published."""
@@ -103,7 +104,7 @@ class TickHandler:
             log.info("candle_outbox_recovered", count=len(self._unpublished))
         await self._publish_outbox()
 
-    async def on_ticks(self, batch: Batch[MarketTick]) -> None:
+    async def on_ticks(self, batch: Batch[Trade]) -> None:
         """Apply one batch: Redis first (atomic per symbol), then the candle events."""
         groups = ticks_by_symbol(batch)
         writes = await self._store.apply(groups)

@@ -21,7 +21,6 @@ from fleet_events import (
     CandleInterval,
     Event,
     MarketCandle,
-    MarketTick,
     encode,
     event_class,
     subject_for,
@@ -31,11 +30,11 @@ from market_ingest.bars import (
     Series,
     Totals,
     dec,
-    epoch_us,
     from_epoch_us,
     iso_us,
     latest,
 )
+from market_ingest.ticks import Trade
 
 SOURCE = "market-ingest"
 WINDOW = timedelta(hours=24)
@@ -50,11 +49,10 @@ CANDLE_ID_NAMESPACE = uuid5(UUID(int=0), "tradefleet:market.candle")
 
 
 class SeqTick(NamedTuple):
-    """A tick with its stream sequence and event id."""
+    """A trade with its stream sequence."""
 
     seq: int
-    event_id: UUID
-    tick: MarketTick
+    tick: Trade
 
 
 @dataclass(frozen=True)
@@ -190,12 +188,12 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
     runs: list[tuple[int, int, int]] = []  # (start, end, grain start in ms)
     run_start, run_grain = 0, None
     for item in ticks:
-        seq, _, tick = item
+        seq, tick = item
         if seq <= top:
             write.duplicates += 1
             continue
         top = seq
-        us = epoch_us(tick.timestamp)
+        us = tick.us
         grain = us // grain_us
         if grain != run_grain:
             if run_grain is not None:
@@ -207,7 +205,7 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
         qtys.append(tick.quantity)
         if throttle_us == 0 or sent is None or us - sent >= throttle_us:
             sent = us
-            messages.append(_price_message(symbol_json, tick, us, seq))
+            messages.append(_price_message(symbol_json, tick, seq))
     state.seq = write.seq = top
     state.last_price_sent_us = sent
     write.applied = len(applied)
@@ -233,7 +231,9 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
     for index, _, interval, open_time in closing:
         bar = candles[interval].bars.get(open_time)
         if bar is not None:
-            write.closed.append(candle_event(state.symbol, interval, bar, applied[index].event_id))
+            write.closed.append(
+                candle_event(state.symbol, interval, bar, UUID(applied[index].tick.id))
+            )
     keep_from = window.trim()
     write.window = SeriesWrite(window.take_touched(), keep_from)
     for interval, series in candles.items():
@@ -271,18 +271,18 @@ def _fold(
     return skipped, closes
 
 
-def _price_message(symbol_json: str, tick: MarketTick, us: int, seq: int) -> str:
+def _price_message(symbol_json: str, tick: Trade, seq: int) -> str:
     # The bytes of ``json.dumps`` with compact separators: decimal and ISO texts hold
     # nothing JSON would escape, the symbol is escaped by json.dumps itself.
     return (
-        f'{{"symbol":{symbol_json},"price":"{dec(tick.price)}",'
-        f'"quantity":"{dec(tick.quantity)}","time":"{iso_us(us)}","seq":{seq}}}'
+        f'{{"symbol":{symbol_json},"price":"{tick.price_text}",'
+        f'"quantity":"{tick.quantity_text}","time":"{tick.time_text}","seq":{seq}}}'
     )
 
 
-def price_message(tick: MarketTick, seq: int) -> str:
+def price_message(tick: Trade, seq: int) -> str:
     """The ``prices:{symbol}`` pub/sub message of one tick (JSON, decimals as strings)."""
-    return _price_message(json.dumps(tick.symbol), tick, epoch_us(tick.timestamp), seq)
+    return _price_message(json.dumps(tick.symbol), tick, seq)
 
 
 def ticker_fields(state: SymbolState) -> dict[str, str]:

@@ -21,13 +21,14 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from redis.asyncio import Redis
 
-from fleet_events import MARKET_STREAM, DecodeError, MarketTick, decode_as
+from fleet_events import MARKET_STREAM, DecodeError
 from fleet_runtime.worker import connect_nats
 from market_ingest.app import open_redis, rules_of
 from market_ingest.logic import SeqTick
 from market_ingest.metrics import MarketIngestMetrics
 from market_ingest.settings import MarketIngestSettings
 from market_ingest.store import Keys, RedisMarketStore, guarded
+from market_ingest.ticks import decode_trade
 
 TICKS = "market.tick.>"
 _IDLE_S = 2.0
@@ -169,17 +170,15 @@ async def _apply_msgs(store: RedisMarketStore, msgs: list[Msg], result: RebuildR
         meta = msg.metadata
         result.position = meta.sequence.stream
         try:
-            event = decode_as(msg.data, MarketTick)
+            trade = decode_trade(msg.data)
         except DecodeError:
             result.invalid += 1  # the live worker dead-letters these
             continue
         tokens = msg.subject.split(".")
-        if len(tokens) < 3 or tokens[2] != event.data.symbol:
+        if len(tokens) < 3 or tokens[2] != trade.symbol:
             result.invalid += 1
             continue
-        groups.setdefault(event.data.symbol, []).append(
-            SeqTick(meta.sequence.stream, event.id, event.data)
-        )
+        groups.setdefault(trade.symbol, []).append(SeqTick(meta.sequence.stream, trade))
         result.ticks += 1
     await store.apply(groups)
     return int(msgs[-1].metadata.num_pending)
