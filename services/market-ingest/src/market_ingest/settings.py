@@ -17,6 +17,13 @@ class MarketIngestSettings(WorkerSettings):
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL (may carry a password)."
     )
+    batch_size: int = Field(
+        4000,
+        ge=1,
+        le=10_000,
+        description="Most ticks handed to one handler call: each symbol's Redis write and "
+        "ticker figures are paid once per batch, so a backlog drains faster in large ones.",
+    )
     candle_intervals: tuple[CandleInterval, ...] = Field(
         (
             CandleInterval.M1,
