@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from bisect import bisect_right, insort
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from functools import lru_cache, reduce
-from operator import add
+from typing import NamedTuple
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -76,6 +77,34 @@ def latest(us: list[int]) -> tuple[int, int]:
     return last, len(us) - 1 - us[::-1].index(last)
 
 
+class Run(NamedTuple):
+    """Consecutive trades (stream order) of one period, summed up once for every series.
+
+    ``open``/``close`` are the prices of the earliest trade (the first among equal times)
+    and of the latest (the last among equal times); ``high``/``low`` the first of equal
+    extremes; ``volume`` the exact sum.
+    """
+
+    first_us: int
+    open: Decimal
+    last_us: int
+    close: Decimal
+    high: Decimal
+    low: Decimal
+    volume: Decimal
+    trades: int
+
+    @classmethod
+    def of(cls, us: list[int], prices: list[Decimal], qtys: list[Decimal]) -> Run:
+        """The run of these trades (non-empty, stream order)."""
+        first_us, i = earliest(us)
+        last_us, j = latest(us)
+        volume = reduce(_EXACT.add, qtys) if len(qtys) > 1 else qtys[0]
+        return cls(
+            first_us, prices[i], last_us, prices[j], max(prices), min(prices), volume, len(us)
+        )
+
+
 @dataclass(slots=True)
 class Bar:
     """Open, high, low, close, volume and trade count of one period.
@@ -110,28 +139,38 @@ class Bar:
             self.close = price
         self.high = max(self.high, price)
         self.low = min(self.low, price)
-        self.volume += qty
+        self.volume = _EXACT.add(self.volume, qty)
         self.count += 1
 
-    def fold(self, us: list[int], prices: list[Decimal], qtys: list[Decimal]) -> None:
-        """Fold trades of this period (stream order) in: the same as ``add`` one by one.
+    def merge(self, run: Run) -> None:
+        """Fold a run of this period's trades (later in stream order) in: the same as
+        ``add`` for each of its trades."""
+        if run.first_us < self.first_us:
+            self.first_us = run.first_us
+            self.open = run.open
+        if run.last_us >= self.last_us:
+            self.last_us = run.last_us
+            self.close = run.close
+        # max/min keep their first argument among equal values: the bar's spelling stays.
+        self.high = max(self.high, run.high)
+        self.low = min(self.low, run.low)
+        self.volume = _EXACT.add(self.volume, run.volume)
+        self.count += run.trades
 
-        The volume is summed in the same order as ``add`` would, so even a rounded sum
-        is the same bytes however the trades are batched.
-        """
-        first_us, i = earliest(us)
-        last_us, j = latest(us)
-        if first_us < self.first_us:
-            self.first_us = first_us
-            self.open = prices[i]
-        if last_us >= self.last_us:
-            self.last_us = last_us
-            self.close = prices[j]
-        # max/min keep the first of equal values, as the pairwise max/min of ``add`` do.
-        self.high = max(self.high, *prices)
-        self.low = min(self.low, *prices)
-        self.volume = reduce(add, qtys, self.volume)
-        self.count += len(us)
+    @classmethod
+    def of_run(cls, open_time: int, run: Run) -> Bar:
+        """A bar holding the trades of ``run``."""
+        return cls(
+            open_time,
+            run.first_us,
+            run.last_us,
+            run.open,
+            run.high,
+            run.low,
+            run.close,
+            run.volume,
+            run.trades,
+        )
 
     def encode(self) -> str:
         """The sorted-set member: JSON with decimals as strings, keys in a fixed order."""
@@ -354,13 +393,11 @@ class Series:
         self.touched.add(open_time)
         return True, closed
 
-    def fold(
-        self, open_time: int, us: list[int], prices: list[Decimal], qtys: list[Decimal]
-    ) -> tuple[bool, int | None]:
-        """Fold a run of trades of the period ``open_time`` in (stream order, non-empty).
+    def fold(self, open_time: int, runs: Sequence[Run]) -> tuple[bool, int | None]:
+        """Fold runs of trades of the period ``open_time`` in (stream order, non-empty).
 
         The same result as ``add`` for each trade: whether a bar is kept only changes when
-        a bar of another period is added, so it holds for the whole run (given a ``limit``
+        a bar of another period is added, so it holds for all the runs (given a ``limit``
         of at least 1).
         """
         if not self.kept(open_time):
@@ -370,20 +407,21 @@ class Series:
         bar = self.bars.get(open_time)
         if bar is None:
             latest_time = self.latest
-            bar = Bar.first(open_time, us[0], prices[0], qtys[0])
+            bar = Bar.of_run(open_time, runs[0])
             self.bars[open_time] = bar
             if latest_time is None or open_time > latest_time:
                 self.order.append(open_time)
                 closed = latest_time
             else:
                 insort(self.order, open_time)
-            if len(us) > 1:
-                bar.fold(us[1:], prices[1:], qtys[1:])
+            for run in runs[1:]:
+                bar.merge(run)
             if totals is not None:
                 totals.added(bar)
         else:
             old_volume, old_count = bar.volume, bar.count
-            bar.fold(us, prices, qtys)
+            for run in runs:
+                bar.merge(run)
             if totals is not None:
                 totals.changed(bar, old_volume, old_count)
         self.touched.add(open_time)

@@ -27,6 +27,7 @@ from fleet_events import (
 )
 from market_ingest.bars import (
     Bar,
+    Run,
     Series,
     Totals,
     dec,
@@ -158,7 +159,8 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
     tick older than its bar's retention is skipped for that series and counted.
     ``state`` is changed in place: on a failed write the caller must drop it.
 
-    Each series folds a run of consecutive ticks of one period at once (``Series.fold``),
+    Consecutive ticks of one grain (the largest period every series' period is a multiple
+    of) are summed up once (``Run``) and every series folds those sums (``Series.fold``),
     which gives exactly what folding the ticks one by one gives.
     """
     write = SymbolWrite(
@@ -215,11 +217,13 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
         newest, at = latest(uss)
         if state.last is None or newest >= state.last.us:
             state.last = LastTrade(newest, prices[at], qtys[at])
-        skipped, _ = _fold(window, runs, uss, prices, qtys)
+        # Each grain run is summed up once; every series folds the sums.
+        aggregates = [Run.of(uss[a:b], prices[a:b], qtys[a:b]) for a, b, _ in runs]
+        skipped, _ = _fold(window, runs, aggregates)
         if skipped:
             write.late_skipped[WINDOW_SCOPE] += skipped
         for position, (interval, series) in enumerate(candles.items()):
-            skipped, closes = _fold(series, runs, uss, prices, qtys)
+            skipped, closes = _fold(series, runs, aggregates)
             if skipped:
                 write.late_skipped[interval.value] += skipped
             closing += [(index, position, interval, open_time) for index, open_time in closes]
@@ -245,27 +249,30 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
 
 
 def _fold(
-    series: Series,
-    runs: list[tuple[int, int, int]],
-    uss: list[int],
-    prices: list[Decimal],
-    qtys: list[Decimal],
+    series: Series, runs: list[tuple[int, int, int]], aggregates: list[Run]
 ) -> tuple[int, list[tuple[int, int]]]:
-    """Fold the grain runs into one series: (ticks skipped, [(tick index, closed bar)])."""
+    """Fold the grain runs into one series: (ticks skipped, [(tick index, closed bar)]).
+
+    ``runs`` are (first tick index, end index, grain start in ms); ``aggregates`` the
+    summed-up trades of each run.
+    """
     width = series.width_ms
     skipped = 0
     closes: list[tuple[int, int]] = []
-    merged: list[tuple[int, int, int]] = []
-    for start, end, grain_ms in runs:
+    # Consecutive runs of one period: (first tick index, tick count, open time, runs).
+    periods: list[tuple[int, int, int, list[Run]]] = []
+    for (start, end, grain_ms), run in zip(runs, aggregates, strict=True):
         open_time = grain_ms - grain_ms % width
-        if merged and merged[-1][2] == open_time:
-            merged[-1] = (merged[-1][0], end, open_time)
+        if periods and periods[-1][2] == open_time:
+            first, count, _, members = periods[-1]
+            members.append(run)
+            periods[-1] = (first, count + end - start, open_time, members)
         else:
-            merged.append((start, end, open_time))
-    for start, end, open_time in merged:
-        kept, closed = series.fold(open_time, uss[start:end], prices[start:end], qtys[start:end])
+            periods.append((start, end - start, open_time, [run]))
+    for start, count, open_time, members in periods:
+        kept, closed = series.fold(open_time, members)
         if not kept:
-            skipped += end - start
+            skipped += count
         elif closed is not None:
             closes.append((start, closed))
     return skipped, closes
