@@ -24,6 +24,13 @@ class MarketIngestSettings(WorkerSettings):
         description="Most ticks handed to one handler call: each symbol's Redis write and "
         "ticker figures are paid once per batch, so a backlog drains faster in large ones.",
     )
+    batch_max_wait_ms: int = Field(
+        2,
+        ge=1,
+        le=60_000,
+        description="Longest a partial batch waits for more ticks: prices reach Redis this "
+        "much sooner; under load batches fill anyway.",
+    )
     candle_intervals: tuple[CandleInterval, ...] = Field(
         (
             CandleInterval.M1,
