@@ -95,9 +95,7 @@ async def main(n: int, rate: int, seconds: int) -> None:
             await publish_all(js, payloads)
             print(f"published {n:,} ticks in {time.perf_counter() - started:.1f}s")
             last = (await js.stream_info("MARKET")).state.last_seq
-            settings = MarketIngestSettings(
-                nats_url=fleet.nats.url, redis_url=fleet.redis.url
-            )
+            settings = MarketIngestSettings(nats_url=fleet.nats.url, redis_url=fleet.redis.url)
             stop = asyncio.Event()
             # The backlog: the durable delivers new messages only, so recreate it at seq 1.
             info = await js.consumer_info("MARKET", "market-ingest")
