@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import threading
 import time
@@ -58,6 +59,22 @@ def http_ok(host: str, port: int, path: str = "/") -> bool:
         return 200 <= conn.getresponse().status < 300
     except (OSError, http.client.HTTPException):
         return False
+    finally:
+        conn.close()
+
+
+def http_json(host: str, port: int, path: str) -> object | None:
+    """The JSON body of ``GET path`` when it answers 2xx, else None."""
+    conn = http.client.HTTPConnection(host, port, timeout=1.0)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        if not 200 <= response.status < 300:
+            return None
+        body: object = json.loads(response.read())
+        return body
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
     finally:
         conn.close()
 

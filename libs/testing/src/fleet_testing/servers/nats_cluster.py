@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fleet_testing.errors import LauncherConfigError
-from fleet_testing.probes import free_port
+from fleet_testing.errors import LauncherConfigError, ServerStartError
+from fleet_testing.probes import free_port, http_json, wait_until
 from fleet_testing.servers.base import LOOPBACK, ServerKind
 from fleet_testing.servers.nats_server import NatsServer
 
@@ -66,12 +66,41 @@ class NatsCluster:
         return {self.kind.env_var: self.url}
 
     def start(self) -> NatsCluster:
-        """Start every node, then wait until each reports JetStream healthy."""
+        """Start every node, wait until each reports JetStream healthy, then until all of
+        them follow one meta leader that sees every other node current (before that, a
+        stream creation may wait for peers and time out)."""
         for node in self.nodes:
             node.spawn()
         for node in self.nodes:
             node.wait_ready()
+        timeout = max(node.start_timeout for node in self.nodes)
+        try:
+            wait_until(self._meta_settled, timeout=timeout, what=f"{self.name} meta leader")
+        except TimeoutError as exc:
+            views = {node.name: self._meta(node) for node in self.nodes}
+            raise ServerStartError(f"{self.name}: {exc}; each node's view: {views}") from None
         return self
+
+    @staticmethod
+    def _meta(node: NatsServer) -> dict[str, object]:
+        """The node's ``meta_cluster`` section of ``/jsz`` (empty when it has none)."""
+        jsz = http_json(node.host, node.monitor_port, "/jsz")
+        meta = jsz.get("meta_cluster") if isinstance(jsz, dict) else None
+        return meta if isinstance(meta, dict) else {}
+
+    def _meta_settled(self) -> bool:
+        metas = [self._meta(node) for node in self.nodes]
+        leaders = {meta.get("leader") for meta in metas}
+        if len(leaders) != 1 or not next(iter(leaders)):
+            return False
+        leader = next(m for n, m in zip(self.nodes, metas, strict=True) if n.name in leaders)
+        replicas = leader.get("replicas")
+        current = {
+            r.get("name")
+            for r in (replicas if isinstance(replicas, list) else [])
+            if isinstance(r, dict) and r.get("current") is True
+        }
+        return current == {node.name for node in self.nodes} - leaders
 
     def stop(self) -> None:
         """Stop every node cleanly."""
