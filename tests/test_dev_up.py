@@ -44,6 +44,8 @@ def test_dev_up_runs_the_fleet_and_stops_cleanly(tmp_path: Path) -> None:
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr[-2000:] + out[-2000:]
     assert "topology applied" in out
+    # The simulator and the duration start once every worker reports ready.
+    assert re.search(r"workers ready [\d.]+s after their start", out), out[-2000:]
     assert "fleet dev: stopped cleanly" in out
     last = [line for line in out.splitlines() if "published" in line and "streams:" in line][-1]
     published = int(re.search(r"published ([\d,]+)", last).group(1).replace(",", ""))

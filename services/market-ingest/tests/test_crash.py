@@ -4,10 +4,12 @@ and the candle publish."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -235,3 +237,45 @@ async def test_candles_the_stream_did_not_store_stay_queued_and_go_out_with_the_
         assert await redis.hlen(Keys().outbox(s)) == 0
         await handler.on_ticks(batch)
         assert await candle_messages(js) == 2
+
+
+async def _connection_names(fleet: Fleet) -> set[str]:
+    """The client names nats-server lists as connected (its /connz page)."""
+
+    def read() -> set[str]:
+        with urllib.request.urlopen(f"{fleet.nats.monitor_url}/connz", timeout=2) as page:
+            conns = json.load(page).get("connections") or []
+        return {str(c.get("name")) for c in conns}
+
+    return await asyncio.to_thread(read)
+
+
+async def test_sigterm_while_the_worker_starts_stops_it_with_status_0(
+    isolated_fleet: Fleet, tmp_path: Path
+) -> None:
+    """A stop that comes before the worker is ready (its Redis frozen, so the start-up
+    waits on the store probe) ends the start-up cleanly: status 0, nothing consumed."""
+    await start_servers(isolated_fleet)
+    log = tmp_path / "worker.log"
+    isolated_fleet.redis.pause()
+    try:
+        worker = await spawn(isolated_fleet, log)
+        # Its consumer connection is up: the worker is inside its start-up, not yet ready.
+        await wait_until(
+            lambda: _has(_connection_names(isolated_fleet), "market-ingest"),
+            60,
+            "the worker's NATS connection",
+        )
+        worker.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(worker.wait(), 30)
+    finally:
+        isolated_fleet.redis.resume()
+    text = log.read_text()
+    assert code == 0, text[-2000:]
+    assert "worker_stopped_before_ready" in text
+    assert "worker_ready" not in text
+    assert "Traceback" not in text
+
+
+async def _has(names: Awaitable[set[str]], name: str) -> bool:
+    return name in await names

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -28,6 +29,9 @@ from fleet_runtime.simulation import MarketSimulator
 from fleet_runtime.topology import Topology, apply, load_topology
 from fleet_runtime.worker import connect_nats
 from fleet_runtime.workers import WorkerSpec, discover_workers
+
+# How long `fleet dev up` waits for the workers to report ready before it goes on anyway.
+READY_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,19 @@ def worker_partitions(topology: Topology, worker: str) -> list[int | None]:
     return [*found] if found else [None]
 
 
+@dataclass(frozen=True)
+class DevWorker:
+    """One worker process of `fleet dev up`."""
+
+    proc: asyncio.subprocess.Process
+    health_port: int
+    log_path: Path
+
+
 async def _start_workers(
     opts: DevOptions, topology: Topology, fleet_env: Mapping[str, str], logs: Path
-) -> dict[str, asyncio.subprocess.Process]:
-    procs: dict[str, asyncio.subprocess.Process] = {}
+) -> dict[str, DevWorker]:
+    workers: dict[str, DevWorker] = {}
     for name, spec in discover_workers().items():
         if not spec.implemented:
             print(f"  worker {name:<20} not implemented yet: not started")
@@ -118,9 +131,59 @@ async def _start_workers(
             env = await worker_env(spec, fleet_env, opts.streams_file)
             log_path = logs / f"{label}.log"
             with log_path.open("ab") as log_file:
-                procs[label] = await spawn_worker(name, env, log_file, partition)
-            print(f"  worker {label:<20} pid {procs[label].pid}, log {log_path}")
-    return procs
+                proc = await spawn_worker(name, env, log_file, partition)
+            port = int(env[f"{_env_prefix(spec)}HEALTH_PORT"])
+            workers[label] = DevWorker(proc, port, log_path)
+            print(f"  worker {label:<20} pid {proc.pid}, log {log_path}")
+    return workers
+
+
+def _readiness(port: int) -> str | None:
+    """None when the worker's /readyz says ready, else why not."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+    try:
+        conn.request("GET", "/readyz")
+        response = conn.getresponse()
+        if response.status == 200:
+            return None
+        return response.read().decode(errors="replace").strip() or f"HTTP {response.status}"
+    except (OSError, http.client.HTTPException):
+        return "starting (health endpoint not up yet)"
+    finally:
+        conn.close()
+
+
+async def _wait_ready(workers: Mapping[str, DevWorker], stop: asyncio.Event) -> None:
+    """Wait until every worker reports ready, exits, or ``READY_TIMEOUT_S`` passes.
+
+    The simulator and ``--duration`` start after this, so a slow start-up (imports,
+    migrations, a busy machine) neither eats the run time nor meets a stop half-way.
+    """
+    started = time.monotonic()
+    waiting = dict(workers)
+    why: dict[str, str] = {}
+    while waiting and not stop.is_set():
+        for label, worker in list(waiting.items()):
+            code = worker.proc.returncode
+            if code is not None:
+                print(f"  worker {label} exited with {code} while starting: see {worker.log_path}")
+                del waiting[label]
+                continue
+            reason = await asyncio.to_thread(_readiness, worker.health_port)
+            if reason is None:
+                del waiting[label]
+            else:
+                why[label] = reason
+        if not waiting:
+            break
+        if time.monotonic() - started >= READY_TIMEOUT_S:
+            for label in waiting:
+                print(f"  worker {label} not ready after {READY_TIMEOUT_S:.0f}s: {why[label]}")
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+    if not waiting:
+        print(f"  workers ready {time.monotonic() - started:.1f}s after their start")
 
 
 async def _stream_counts(js: JetStreamContext) -> dict[str, int]:
@@ -157,7 +220,7 @@ async def run_dev(opts: DevOptions) -> None:
     running = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         running.add_signal_handler(sig, stop.set)
-    procs: dict[str, asyncio.subprocess.Process] = {}
+    workers: dict[str, DevWorker] = {}
     try:
         started = time.monotonic()
         await asyncio.to_thread(fleet.start)
@@ -170,13 +233,15 @@ async def run_dev(opts: DevOptions) -> None:
         js = nc.jetstream()
         plan = await apply(js, topology)
         print(f"  topology applied from {opts.streams_file}: {plan.summary()}")
-        procs = await _start_workers(opts, topology, fleet_env, logs)
+        workers = await _start_workers(opts, topology, fleet_env, logs)
+        await _wait_ready(workers, stop)
+        procs = {label: worker.proc for label, worker in workers.items()}
         ready = {name for name, spec in discover_workers().items() if spec.implemented}
         durables = [(d.stream, d.name) for d in topology.durables() if d.spec.worker in ready]
         await _run_until_stopped(js, opts, stop, procs, durables)
         await nc.drain()
     finally:
-        await _stop_workers(procs)
+        await _stop_workers({label: worker.proc for label, worker in workers.items()})
         await asyncio.to_thread(fleet.stop)
         for sig in (signal.SIGINT, signal.SIGTERM):
             running.remove_signal_handler(sig)

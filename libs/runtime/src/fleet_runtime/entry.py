@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from collections.abc import Awaitable
 from typing import NoReturn
 
 from fleet_runtime.errors import StoreUnavailable, UserError
@@ -41,8 +43,42 @@ def unreachable_at_start(spec: WorkerSpec, exc: StoreUnavailable) -> UserError:
     )
 
 
+async def _stoppable_start(run: Awaitable[None]) -> bool:
+    """Await ``run``; SIGTERM or SIGINT before the runtime takes them over stops it cleanly.
+
+    ``serve`` installs its own handlers once the worker is ready (a stop then drains the
+    batch in hand); until then a stop cancels the start-up, whose ``finally`` blocks close
+    what it opened. False when the start-up was stopped that way.
+    """
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    stopped = False
+
+    def stop_start_up() -> None:
+        nonlocal stopped
+        stopped = True
+        main.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_start_up)
+    try:
+        await run
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        return False
+    return True
+
+
 def worker_main(spec: WorkerSpec, partition: int | None = None) -> None:
-    """Start ``spec`` in this process; user mistakes exit 2 with a message, never a traceback."""
+    """Start ``spec`` in this process; user mistakes exit 2 with a message, never a traceback.
+
+    SIGTERM, like Ctrl-C, stops the worker with status 0 at any point: before the event loop
+    runs it raises ``KeyboardInterrupt``, during start-up it cancels the start-up, and once
+    the worker is ready it drains and stops (``serve``).
+    """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         settings = load_settings(spec.settings_cls)
     except UserError as exc:
@@ -61,11 +97,12 @@ def worker_main(spec: WorkerSpec, partition: int | None = None) -> None:
         sys.exit(EXIT_NOT_IMPLEMENTED)
     log.info("worker_starting", worker=spec.name, settings=repr(settings))
     try:
-        asyncio.run(spec.run(settings, partition))
+        if not asyncio.run(_stoppable_start(spec.run(settings, partition))):
+            log.info("worker_stopped_before_ready", worker=spec.name)
     except UserError as exc:
         _fail(exc)
     except StoreUnavailable as exc:
         # Once consuming, an outage pauses the worker and never escapes; only start-up does.
         _fail(unreachable_at_start(spec, exc))
     except KeyboardInterrupt:
-        pass
+        log.info("worker_stopped_before_ready", worker=spec.name)

@@ -21,7 +21,9 @@ def up(
     rate: int = typer.Option(200, min=1, max=100_000, help="Simulated events per second."),
     simulate: bool = typer.Option(True, "--simulate/--no-simulate", help="Run the simulator."),
     duration: float | None = typer.Option(
-        None, min=1, help="Stop after this many seconds (default: run until Ctrl-C)."
+        None,
+        min=1,
+        help="Stop this many seconds after the workers are ready (default: run until Ctrl-C).",
     ),
     status_every: float = typer.Option(5.0, min=0.5, help="Seconds between progress lines."),
 ) -> None:
