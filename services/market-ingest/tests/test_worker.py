@@ -171,6 +171,9 @@ async def test_live_worker_state_dead_letters_candles_and_identical_rebuild(
             await wait_until(
                 lambda: _equals(candle_messages(js), expected_closed), 20, "candle events"
             )
+            # A candle leaves the outbox once its publish is acknowledged, just after the
+            # stream holds it: the live state is settled when every outbox is empty.
+            await wait_until(lambda: _outboxes_empty(redis), 20, "empty outboxes")
 
             before = await snapshot(redis)
             lines: list[str] = []
@@ -194,6 +197,10 @@ async def test_live_worker_state_dead_letters_candles_and_identical_rebuild(
 
 async def _equals(value: Any, expected: int) -> bool:
     return bool(await value == expected)
+
+
+async def _outboxes_empty(redis: Redis) -> bool:
+    return not any([await redis.hlen(LIVE.outbox(s)) for s in SYMBOLS])
 
 
 async def test_redis_restart_loses_state_and_the_rebuild_restores_it(
