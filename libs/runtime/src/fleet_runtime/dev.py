@@ -220,7 +220,7 @@ async def run_dev(opts: DevOptions) -> None:
     running = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         running.add_signal_handler(sig, stop.set)
-    workers: dict[str, DevWorker] = {}
+    procs: dict[str, asyncio.subprocess.Process] = {}
     try:
         started = time.monotonic()
         await asyncio.to_thread(fleet.start)
@@ -234,14 +234,14 @@ async def run_dev(opts: DevOptions) -> None:
         plan = await apply(js, topology)
         print(f"  topology applied from {opts.streams_file}: {plan.summary()}")
         workers = await _start_workers(opts, topology, fleet_env, logs)
-        await _wait_ready(workers, stop)
         procs = {label: worker.proc for label, worker in workers.items()}
+        await _wait_ready(workers, stop)
         ready = {name for name, spec in discover_workers().items() if spec.implemented}
         durables = [(d.stream, d.name) for d in topology.durables() if d.spec.worker in ready]
         await _run_until_stopped(js, opts, stop, procs, durables)
         await nc.drain()
     finally:
-        await _stop_workers({label: worker.proc for label, worker in workers.items()})
+        await _stop_workers(procs)
         await asyncio.to_thread(fleet.stop)
         for sig in (signal.SIGINT, signal.SIGTERM):
             running.remove_signal_handler(sig)

@@ -51,32 +51,32 @@ def tcp_open(host: str, port: int) -> bool:
         return False
 
 
-def http_ok(host: str, port: int, path: str = "/") -> bool:
-    """True when ``GET path`` answers with a 2xx status."""
-    conn = http.client.HTTPConnection(host, port, timeout=1.0)
-    try:
-        conn.request("GET", path)
-        return 200 <= conn.getresponse().status < 300
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
-def http_json(host: str, port: int, path: str) -> object | None:
-    """The JSON body of ``GET path`` when it answers 2xx, else None."""
+def _http_get(host: str, port: int, path: str) -> bytes | None:
+    """The body of ``GET path`` when it answers with a 2xx status, else None."""
     conn = http.client.HTTPConnection(host, port, timeout=1.0)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
-        if not 200 <= response.status < 300:
-            return None
-        body: object = json.loads(response.read())
-        return body
-    except (OSError, http.client.HTTPException, ValueError):
+        body = response.read()
+        return body if 200 <= response.status < 300 else None
+    except (OSError, http.client.HTTPException):
         return None
     finally:
         conn.close()
+
+
+def http_ok(host: str, port: int, path: str = "/") -> bool:
+    """True when ``GET path`` answers with a 2xx status."""
+    return _http_get(host, port, path) is not None
+
+
+def http_json(host: str, port: int, path: str) -> object | None:
+    """The JSON body of ``GET path`` when it answers 2xx, else None."""
+    body = _http_get(host, port, path)
+    try:
+        return None if body is None else json.loads(body)
+    except ValueError:
+        return None
 
 
 def redis_command(host: str, port: int, *args: str, db: int = 0) -> bytes | None:
