@@ -75,6 +75,31 @@ def test_pause_stalls_clients_until_resume(isolated_fleet: Fleet) -> None:
     assert client.set("after", "resume")
 
 
+def _thread_states(pid: int) -> list[str]:
+    """The state letter of each thread of ``pid`` (R, S, T, ...)."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").glob("*/stat"):
+        text = task.read_text()
+        states.append(text[text.rfind(")") + 2])
+    return states
+
+
+def test_pause_returns_once_every_thread_is_stopped(isolated_fleet: Fleet) -> None:
+    """``kill`` only queues SIGSTOP: right after it, a thread may still run (and answer a
+    request). ``pause`` returns only when none does, every time."""
+    server = isolated_fleet.nats
+    pid = server.pid
+    assert pid is not None
+    for _ in range(200):
+        server.pause()
+        try:
+            states = _thread_states(pid)
+            assert len(states) > 1  # nats-server runs several threads
+            assert set(states) == {"T"}, states
+        finally:
+            server.resume()
+
+
 def test_stopping_a_paused_server_still_stops_it(isolated_fleet: Fleet) -> None:
     server = isolated_fleet.nats
     server.pause()

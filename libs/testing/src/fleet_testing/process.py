@@ -113,8 +113,16 @@ class ServerProcess:
             )
 
     def pause(self) -> None:
-        """SIGSTOP the group: the server keeps its sockets but answers nothing."""
+        """SIGSTOP the group: the server keeps its sockets but answers nothing.
+
+        Returns once every thread of the group is stopped: ``kill`` only queues the signal,
+        and on a busy machine a server thread was seen answering a request a millisecond
+        after it.
+        """
         self._signal_group(signal.SIGSTOP)
+        if self._popen is not None and Path("/proc").is_dir():
+            group = self._popen.pid
+            wait_until(lambda: _group_stopped(group), timeout=10.0, what="server group stopped")
 
     def resume(self) -> None:
         """SIGCONT the group after ``pause``."""
@@ -147,23 +155,41 @@ def _children(pid: int) -> list[int]:
     """Direct children of ``pid``, read from /proc (empty where /proc is absent)."""
     found: list[int] = []
     for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat_file.read_text()
-        except OSError:
-            continue
-        # Field 4 is the parent pid; the command name (field 2) may contain spaces, so
-        # split after its closing parenthesis.
-        fields = text[text.rfind(")") + 2 :].split()
-        if len(fields) > 1 and fields[1] == str(pid):
+        fields = _stat_fields(stat_file)
+        # Field 4 of the stat file (index 1 here) is the parent pid.
+        if fields is not None and len(fields) > 1 and fields[1] == str(pid):
             found.append(int(stat_file.parent.name))
     return found
 
 
+def _stat_fields(stat_file: Path) -> list[str] | None:
+    """The fields of a /proc stat file after the command name (state first), or None.
+
+    The command name (field 2) may contain spaces: the split is after its closing
+    parenthesis.
+    """
+    try:
+        text = stat_file.read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def _group_stopped(pgid: int) -> bool:
+    """True when every thread of every process in group ``pgid`` is stopped (state T)."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat_fields(stat_file)
+        # Field 5 of the stat file (index 2 here) is the process group.
+        if fields is None or len(fields) < 3 or fields[2] != str(pgid):
+            continue
+        for task in stat_file.parent.glob("task/*/stat"):
+            task_fields = _stat_fields(task)
+            if task_fields is not None and task_fields[0] not in ("T", "t", "Z", "X"):
+                return False
+    return True
+
+
 def _alive(pid: int) -> bool:
     """True while ``pid`` runs; a zombie (killed, not yet reaped by its new parent) is not."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = text[text.rfind(")") + 2]
-    return state not in ("Z", "X")
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    return fields is not None and fields[0] not in ("Z", "X")
