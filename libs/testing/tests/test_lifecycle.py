@@ -23,13 +23,18 @@ from fleet_testing import (
 from fleet_testing.probes import tcp_open
 
 
+def _state(stat_file: Path) -> str | None:
+    """The state letter (R, S, T, Z, ...) in a /proc stat file, None when it is gone."""
+    try:
+        stat = stat_file.read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2]
+
+
 def _pid_alive(pid: int) -> bool:
     """True for a live process; a killed child waiting to be reaped (Z) counts as dead."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] != "Z"
+    return _state(Path(f"/proc/{pid}/stat")) not in (None, "Z")
 
 
 def test_stop_closes_the_port_and_start_reopens_it(isolated_fleet: Fleet) -> None:
@@ -75,13 +80,9 @@ def test_pause_stalls_clients_until_resume(isolated_fleet: Fleet) -> None:
     assert client.set("after", "resume")
 
 
-def _thread_states(pid: int) -> list[str]:
+def _thread_states(pid: int) -> list[str | None]:
     """The state letter of each thread of ``pid`` (R, S, T, ...)."""
-    states = []
-    for task in Path(f"/proc/{pid}/task").glob("*/stat"):
-        text = task.read_text()
-        states.append(text[text.rfind(")") + 2])
-    return states
+    return [_state(task) for task in Path(f"/proc/{pid}/task").glob("*/stat")]
 
 
 def test_pause_returns_once_every_thread_is_stopped(isolated_fleet: Fleet) -> None:

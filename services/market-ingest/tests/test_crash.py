@@ -4,11 +4,9 @@ and the candle publish."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
-import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,6 +22,7 @@ from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
+from fleet_testing.probes import http_json
 from fleet_testing.topologies import StreamsFile
 from market_ingest.bars import epoch_us
 from market_ingest.handlers import TickHandler
@@ -241,13 +240,10 @@ async def test_candles_the_stream_did_not_store_stay_queued_and_go_out_with_the_
 
 async def _connected(fleet: Fleet, client: str) -> bool:
     """Whether nats-server lists a connection of that client name (its /connz page)."""
-
-    def read() -> bool:
-        with urllib.request.urlopen(f"{fleet.nats.monitor_url}/connz", timeout=2) as page:
-            conns = json.load(page).get("connections") or []
-        return any(c.get("name") == client for c in conns)
-
-    return await asyncio.to_thread(read)
+    server = fleet.nats
+    connz = await asyncio.to_thread(http_json, server.host, server.monitor_port, "/connz")
+    conns = connz.get("connections") if isinstance(connz, dict) else None
+    return any(c.get("name") == client for c in conns or [])
 
 
 async def test_sigterm_while_the_worker_starts_stops_it_with_status_0(
