@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from fleet_trading import FillResult, apply_fills
 
 from fleet_events import Side
-from fleet_trading import FillResult, apply_fills
 
 
 @dataclass(frozen=True)
