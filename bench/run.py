@@ -36,6 +36,48 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
+class Sizes:
+    """How much each measurement handles (quick mode shrinks all of them)."""
+
+    events: int
+    naive_events: int
+    latency_seconds: int
+    latency_rate: int
+    reps: int
+    store_rows: int
+    """Documents or rows the raw store write measures."""
+
+
+FULL = Sizes(
+    events=200_000,
+    naive_events=10_000,
+    latency_seconds=6,
+    latency_rate=1000,
+    reps=3,
+    store_rows=100_000,
+)
+QUICK = Sizes(
+    events=20_000,
+    naive_events=3_000,
+    latency_seconds=3,
+    latency_rate=1000,
+    reps=1,
+    store_rows=20_000,
+)
+
+
+@dataclass(frozen=True)
+class Goals:
+    """What a worker is asked to reach, checked in the report (never asserted in tests)."""
+
+    over_bound: float
+    """Events/s over the lower of the consume+ack limit and the store's raw write rate."""
+    over_naive: float
+    p99_ms: float
+    rss_mb: float
+
+
+@dataclass(frozen=True)
 class Target:
     """How one worker is benchmarked."""
 
@@ -46,8 +88,15 @@ class Target:
     workload: Callable[[int, int], Workload]
     naive: Callable[[str, str, int], Awaitable[float]]
     naive_store: str
+    store_raw: Callable[[str, int], Awaitable[float]]
+    """The store's raw bulk write of what the worker writes, driven the fastest way."""
+    store_raw_insert: Callable[[str, int], Awaitable[float]] | None = None
+    """Where the worker inserts what ``store_raw`` upserts: the same write as inserts."""
     partition: tuple[str, list[int]] | None = None
     """How the stream splits for the scale-out run: (partitioned subjects, hashed words)."""
+    full: Sizes = FULL
+    quick: Sizes = QUICK
+    goals: Goals | None = None
 
 
 TARGETS = [
@@ -59,6 +108,7 @@ TARGETS = [
         trade_fills,
         naive.trades_insert_each,
         "postgres",
+        stores.postgres_copy,
         # By bot id: a bot's fills, orders and positions stay in one partition, in order.
         ("trade.*.*", [2]),
     ),
@@ -70,6 +120,7 @@ TARGETS = [
         bot_lifecycles,
         naive.bots_upsert_each,
         "postgres",
+        stores.postgres_copy,
         # By bot id: a bot's events stay in one partition, in order (users are shared).
         ("bot.*.*", [2]),
     ),
@@ -81,25 +132,42 @@ TARGETS = [
         market_ticks,
         naive.ticks_hset_each,
         "redis",
+        stores.redis_pipeline,
         # By symbol: each partition owns its symbols' keys in Redis.
         ("market.tick.*", [1]),
     ),
+    Target(
+        "analytics-projector",
+        "TRADES",
+        "trade.>",
+        ("nats", "mongo"),
+        trade_fills,
+        naive.fills_upsert_each,
+        "mongo",
+        stores.mongo_bulk_upsert,
+        stores.mongo_bulk_insert,
+        # No scale-out run: partitions by bot would share users' portfolio documents.
+        None,
+        # The MongoDB-wire server here writes ~1.5k upserts/s: a tenth of the others' sizes.
+        full=Sizes(
+            events=20_000,
+            naive_events=2_000,
+            latency_seconds=6,
+            latency_rate=500,
+            reps=3,
+            store_rows=5_000,
+        ),
+        quick=Sizes(
+            events=2_000,
+            naive_events=300,
+            latency_seconds=2,
+            latency_rate=500,
+            reps=1,
+            store_rows=1_000,
+        ),
+        goals=Goals(over_bound=0.4, over_naive=5.0, p99_ms=100.0, rss_mb=150.0),
+    ),
 ]
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How much each measurement handles (quick mode shrinks all of them)."""
-
-    events: int
-    naive_events: int
-    latency_seconds: int
-    latency_rate: int
-    reps: int
-
-
-FULL = Sizes(events=200_000, naive_events=10_000, latency_seconds=6, latency_rate=1000, reps=3)
-QUICK = Sizes(events=20_000, naive_events=3_000, latency_seconds=3, latency_rate=1000, reps=1)
 
 
 LIMIT_EVENTS = 60_000
@@ -152,10 +220,11 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
             )
         figures["limit"] = max(figures["callback_pull_ack_each"], figures["callback_pull_ack_all"])
         store_url = _store_url(fleet, target.naive_store)
-        if target.naive_store == "postgres":
-            figures["store_raw"] = await stores.postgres_copy(store_url, min(n, 100_000))
-        else:
-            figures["store_raw"] = await stores.redis_pipeline(store_url, min(n, 100_000))
+        figures["store_raw"] = await target.store_raw(store_url, min(n, sizes.store_rows))
+        if target.store_raw_insert is not None:
+            figures["store_raw_insert"] = await target.store_raw_insert(
+                store_url, min(n, sizes.store_rows)
+            )
         spec = discover_workers()[target.worker]
         if spec.implemented:
             run = await measure_worker(
@@ -225,6 +294,7 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
         "ordered_push",
         "limit",
         "store_raw",
+        "store_raw_insert",
         "naive",
     )
     out: dict[str, Any] = {k: _median(reps, k) for k in keys}
@@ -251,6 +321,24 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
         out["worker_over_fetch"] = statistics.median(
             r["worker"]["events_per_s"] / r["fetch_ack_each"] for r in reps if "worker" in r
         )
+        out["worker_over_store_raw"] = statistics.median(
+            r["worker"]["events_per_s"] / r["store_raw"] for r in reps if "worker" in r
+        )
+        # The bound that binds: the lower of the consume+ack limit and the store's raw
+        # write rate, taken within each repetition.
+        out["worker_over_bound"] = statistics.median(
+            r["worker"]["events_per_s"] / min(r["limit"], r["store_raw"])
+            for r in reps
+            if "worker" in r
+        )
+        binding = [_binding(r) for r in reps if "worker" in r]
+        out["binding"] = max(set(binding), key=binding.count)
+        inserts = [r for r in reps if "worker" in r and r.get("store_raw_insert")]
+        if inserts:
+            out["worker_over_store_raw_insert"] = statistics.median(
+                r["worker"]["events_per_s"] / r["store_raw_insert"] for r in inserts
+            )
+        out["per_repetition"] = [_rep_ratios(r) for r in reps if "worker" in r]
         scaleouts = [r for r in reps if "scaleout" in r]
         if scaleouts:
             out["scaleout"] = {
@@ -273,18 +361,50 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def main_async(sizes: Sizes, only: list[str], out_dir: Path) -> Path:
+def _binding(rep: dict[str, Any]) -> str:
+    return "store" if rep["store_raw"] < rep["limit"] else "consume+ack"
+
+
+def _rep_ratios(rep: dict[str, Any]) -> dict[str, Any]:
+    """One repetition's figures and its ratios (same servers, same data)."""
+    worker = rep["worker"]["events_per_s"]
+    return {
+        "worker": worker,
+        "limit": rep["limit"],
+        "store_raw": rep["store_raw"],
+        "naive": rep["naive"],
+        "over_limit": worker / rep["limit"],
+        "over_store_raw": worker / rep["store_raw"],
+        "over_bound": worker / min(rep["limit"], rep["store_raw"]),
+        "over_naive": worker / rep["naive"],
+        "store_raw_insert": rep.get("store_raw_insert"),
+        "over_store_raw_insert": (
+            worker / rep["store_raw_insert"] if rep.get("store_raw_insert") else None
+        ),
+        "binding": _binding(rep),
+        "latency_ms": rep["worker"]["latency_ms"],
+        "peak_rss_mb": rep["worker"]["peak_rss_mb"],
+    }
+
+
+async def main_async(quick: bool, only: list[str], out_dir: Path) -> Path:
     started = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="fleet-bench-logs-"))
     results: dict[str, Any] = {}
     for target in TARGETS:
         if only and target.worker not in only:
             continue
+        sizes = target.quick if quick else target.full
         reps = []
         for rep in range(sizes.reps):
             print(f"[bench] {target.worker}: repetition {rep + 1}/{sizes.reps}", flush=True)
             reps.append(await _one_rep(target, sizes, rep, logs))
-        results[target.worker] = {"summary": _summarise(target, reps), "repetitions": reps}
+        results[target.worker] = {
+            "summary": _summarise(target, reps),
+            "sizes": asdict(sizes),
+            "goals": None if target.goals is None else asdict(target.goals),
+            "repetitions": reps,
+        }
     doc = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -293,7 +413,7 @@ async def main_async(sizes: Sizes, only: list[str], out_dir: Path) -> Path:
             "cpus": _cpus(),
             "memory_gib": _mem_gib(),
         },
-        "sizes": asdict(sizes),
+        "sizes": asdict(QUICK if quick else FULL),
         "limit_events": LIMIT_EVENTS,
         "seconds": round(time.monotonic() - started, 1),
         "results": results,
@@ -321,9 +441,8 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], help="worker to measure")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
     out = args.out or (ROOT / "bench" / "results" / ("quick" if args.quick else "latest"))
-    path = asyncio.run(main_async(sizes, args.only, out))
+    path = asyncio.run(main_async(args.quick, args.only, out))
     print(path.read_text())
 
 
