@@ -163,7 +163,7 @@ TARGETS = [
             latency_seconds=2,
             latency_rate=500,
             reps=1,
-            store_rows=1_000,
+            store_rows=500,
         ),
         goals=Goals(over_bound=0.4, over_naive=5.0, p99_ms=100.0, rss_mb=150.0),
     ),
@@ -188,6 +188,17 @@ def _server_pids(fleet: Fleet, kinds: tuple[str, ...]) -> dict[str, int]:
 
 async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
+    # Wall-clock seconds of each phase, to keep the run's length in view.
+    phases: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name] = round(now - mark, 1)
+        mark = now
+
+    figures["phase_seconds"] = phases
     workload = target.workload(sizes.events, rep + 1)
     latency_load = target.workload(sizes.latency_seconds * sizes.latency_rate, 1000 + rep)
     with Fleet(Path(tempfile.mkdtemp(prefix="fleet-bench-"))) as fleet:
@@ -198,6 +209,7 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
         await apply(js, load_topology(ROOT / "streams.yaml"))
         await limits.load_stream(nc, js, workload)
         n = len(workload)
+        phase("servers_and_load")
         # The benchmark's own data (every pre-encoded message) is frozen out of garbage
         # collection, so no measurement in this process pays for scanning it.
         gc.collect()
@@ -219,12 +231,14 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
                 nc, js, target.stream, target.filter_subject, m
             )
         figures["limit"] = max(figures["callback_pull_ack_each"], figures["callback_pull_ack_all"])
+        phase("consume_limits")
         store_url = _store_url(fleet, target.naive_store)
         figures["store_raw"] = await target.store_raw(store_url, min(n, sizes.store_rows))
         if target.store_raw_insert is not None:
             figures["store_raw_insert"] = await target.store_raw_insert(
                 store_url, min(n, sizes.store_rows)
             )
+        phase("store_raw")
         spec = discover_workers()[target.worker]
         if spec.implemented:
             run = await measure_worker(
@@ -241,11 +255,15 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
                 server_pids=_server_pids(fleet, target.kinds),
             )
             figures["worker"] = asdict(run)
+        phase("worker")
         figures["naive"] = await target.naive(fleet.nats.url, store_url, sizes.naive_events)
+        phase("naive")
         await nc.drain()
     gc.unfreeze()
+    phase("servers_stop")
     if target.partition is not None and discover_workers()[target.worker].implemented:
         figures["scaleout"] = await _scaleout(target, workload, logs)
+        phase("scaleout")
     return figures
 
 
