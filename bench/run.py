@@ -151,11 +151,11 @@ TARGETS = [
         # The MongoDB-wire server here writes ~1.5k upserts/s: a tenth of the others' sizes.
         full=Sizes(
             events=20_000,
-            naive_events=2_000,
-            latency_seconds=6,
+            naive_events=1_000,
+            latency_seconds=4,
             latency_rate=500,
             reps=3,
-            store_rows=5_000,
+            store_rows=2_000,
         ),
         quick=Sizes(
             events=2_000,
