@@ -24,7 +24,13 @@ from typing import Any
 from bench import limits, naive, stores
 from bench.report import write_report
 from bench.workers import measure_partitioned, measure_worker
-from bench.workloads import Workload, bot_lifecycles, market_ticks, trade_fills
+from bench.workloads import (
+    Workload,
+    bot_lifecycles,
+    market_ticks,
+    recent_trade_fills,
+    trade_fills,
+)
 from fleet_runtime.heap import DEFAULT_GEN0_THRESHOLD, gen0_threshold
 from fleet_runtime.topology import apply, load_topology
 from fleet_runtime.worker import connect_nats
@@ -141,7 +147,7 @@ TARGETS = [
         "TRADES",
         "trade.>",
         ("nats", "mongo"),
-        trade_fills,
+        recent_trade_fills,
         naive.fills_upsert_each,
         "mongo",
         stores.mongo_bulk_upsert,
