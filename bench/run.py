@@ -163,8 +163,9 @@ TARGETS = [
             reps=3,
             store_rows=2_000,
         ),
+        # At least two batches of the worker's 2000: the drain rate runs from the first commit.
         quick=Sizes(
-            events=2_000,
+            events=4_000,
             naive_events=300,
             latency_seconds=2,
             latency_rate=500,
