@@ -76,6 +76,9 @@ def replay(
     partition: int | None = typer.Option(
         None, "--partition", help="Replay one partition's consumer (<durable>-p<k>)."
     ),
+    batch_size: int = typer.Option(
+        5000, "--batch-size", min=1, help="Events per store write while replaying."
+    ),
 ) -> None:
     """Rebuild a worker's store from its streams into a shadow, then swap it in atomically."""
     spec = get_worker(name)
@@ -88,15 +91,14 @@ def replay(
         raise ConfigError(f"{' and '.join(starts)} cannot be combined", fix="pick one start point")
     if from_seq is not None and from_seq < 1:
         raise ConfigError(f"--from-seq {from_seq} is not a stream sequence", fix="pass N >= 1")
+    legacy = find_replayer(name) if spec.replay is None else None
+    if spec.replay is None and legacy is None:
+        replay_factory(spec)  # raises: no replayable store
+    start = None if since is None else parse_since(since)
     settings = load_settings(spec.settings_cls)
     if isinstance(settings, WorkerSettings):
         configure_logging(settings.log_level, settings.log_format)
-    start = None if since is None else parse_since(since)
-    if spec.replay is None:
-        legacy = find_replayer(name)
-        if legacy is None:
-            replay_factory(spec)  # raises: no replayable store
-            return
+    if legacy is not None:
         window = None if start is None else datetime.now(UTC) - start
         asyncio.run(_legacy(legacy, settings, window))
         return
@@ -111,7 +113,7 @@ def replay(
             )
         typer.confirm(f"Rebuild {spec.name}'s store and swap it in while it runs?", abort=True)
     try:
-        asyncio.run(_run(spec, settings, plan, drop_old=drop_old))
+        asyncio.run(_run(spec, settings, plan, drop_old=drop_old, batch_size=batch_size))
     except KeyboardInterrupt:
         typer.secho("interrupted: the live store is untouched", fg=typer.colors.YELLOW, err=True)
         sys.exit(130)
@@ -121,7 +123,9 @@ async def _legacy(replayer: Replayer, settings: Any, window: timedelta | None) -
     await replayer(settings, window, typer.echo)
 
 
-async def _run(spec: WorkerSpec, settings: Any, plan: ReplayPlan, *, drop_old: bool) -> None:
+async def _run(
+    spec: WorkerSpec, settings: Any, plan: ReplayPlan, *, drop_old: bool, batch_size: int
+) -> None:
     target = await replay_factory(spec)(settings)
     try:
         async with target.lock(holder_name(spec.name)):
@@ -132,7 +136,8 @@ async def _run(spec: WorkerSpec, settings: Any, plan: ReplayPlan, *, drop_old: b
             nc = await connect_nats(settings.nats_url, f"{spec.name}-replay")
             progress = RichProgress(f"replay {spec.name}")
             try:
-                report = await ReplayEngine(nc, target, progress=progress).run(plan)
+                engine = ReplayEngine(nc, target, batch_size=batch_size, progress=progress)
+                report = await engine.run(plan)
             finally:
                 progress.close()
                 await nc.drain()

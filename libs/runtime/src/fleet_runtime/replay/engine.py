@@ -113,11 +113,12 @@ class ReplayEngine:
         """Rebuild, then swap (or compare, for a dry run). Live is untouched on any error."""
         started = time.monotonic()
         sub, subject = await self._source(plan)
-        self._sub = sub
         self._checkpoint = (
             sub.durable if plan.partition is None else f"{sub.durable}-p{plan.partition}"
         )
         self._report.cleaned = await self._target.prepare()
+        # Bound again now that the shadow store is open.
+        self._sub = self._target.subscriptions()[0]
         if self._report.cleaned:
             self._progress.note(self._report.cleaned)
         swapped = False

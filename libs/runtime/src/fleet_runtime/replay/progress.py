@@ -45,20 +45,30 @@ class RichProgress:
             transient=False,
         )
         self._task: TaskID = self._bar.add_task(description, total=None, rate=0.0)
-        self._bar.start()
+        self._drawing = False
+
+    def _draw(self) -> None:
+        # Drawn from the first report on, so input refused before any work shows no bar.
+        if not self._drawing:
+            self._drawing = True
+            self._started = time.monotonic()
+            self._bar.start()
 
     def update(self, applied: int, total: int) -> None:
         """Move the bar."""
+        self._draw()
         rate = applied / max(time.monotonic() - self._started, 1e-9)
         self._bar.update(self._task, completed=applied, total=max(total, applied), rate=rate)
 
     def note(self, text: str) -> None:
         """Print a line above the bar."""
+        self._draw()
         self._bar.console.print(text)
 
     def close(self) -> None:
         """Draw the last state and stop."""
-        self._bar.stop()
+        if self._drawing:
+            self._bar.stop()
 
 
 class SilentProgress:
