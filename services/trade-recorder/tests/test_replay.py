@@ -79,7 +79,7 @@ async def test_replay_repairs_a_corrupted_store_while_publishing_and_reading(
         await corrupt(db)
         corrupted = await snapshot(db)
 
-        publisher = Publisher(js, published[split:], chunk=10, pause_s=0.02)
+        publisher = Publisher(js, published[split:], chunk=5, pause_s=0.05)
         reader = Reader(lambda: reader_conn.fetchrow(_READ))
         reader.start()
         publisher.start()

@@ -61,7 +61,8 @@ async def run_fleet(args: Sequence[str], env: Mapping[str, str], timeout: float 
 class Publisher:
     """Publishes ``events`` in chunks until done, in a task, while a replay runs.
 
-    ``pause_s`` between chunks sets the rate, so publishing lasts through a replay.
+    ``pause_s`` between chunks sets the rate, so publishing lasts through a replay;
+    ``finish()`` publishes what is left at full speed.
     """
 
     js: JetStreamContext
@@ -69,6 +70,7 @@ class Publisher:
     chunk: int = 50
     pause_s: float = 0.0
     published: int = 0
+    _hurry: bool = False
     _task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -81,12 +83,14 @@ class Publisher:
             batch = self.events[start : start + self.chunk]
             await publisher.publish_many(batch)
             self.published += len(batch)
-            # Pacing, not waiting for a condition: it spreads the publishing out in time.
-            await asyncio.sleep(self.pause_s)
+            if not self._hurry:
+                # Pacing, not waiting for a condition: it spreads the publishing out in time.
+                await asyncio.sleep(self.pause_s)
 
     async def finish(self) -> None:
-        """Wait until everything is published."""
+        """Publish the rest without pauses and wait until everything is published."""
         assert self._task is not None
+        self._hurry = True
         await self._task
 
 
