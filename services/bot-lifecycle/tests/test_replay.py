@@ -58,7 +58,8 @@ async def corrupt(db: asyncpg.Connection) -> None:
 async def snapshot(db: asyncpg.Connection) -> tuple[Any, ...]:
     """Counts and sums of every live table."""
     row = await db.fetchrow(
-        "SELECT (SELECT count(*) FROM lifecycle.bots), (SELECT sum(risk_level) FROM lifecycle.bots),"
+        "SELECT (SELECT count(*) FROM lifecycle.bots),"
+        " (SELECT sum(risk_level) FROM lifecycle.bots),"
         " (SELECT count(*) FROM lifecycle.audit_log), (SELECT count(*) FROM lifecycle.users),"
         " (SELECT count(*) FROM lifecycle.bot_deployments),"
         " (SELECT max(stream_seq) FROM lifecycle.checkpoints)"
