@@ -84,4 +84,5 @@ WORKER = WorkerSpec(
     consumes=("market.tick.>",),
     run=run,
     dev_setup=dev_setup,
+    replay="market_ingest.replay:open_replay_target",
 )

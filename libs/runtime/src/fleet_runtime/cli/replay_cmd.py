@@ -1,43 +1,33 @@
 """`fleet replay NAME`: rebuild a worker's store from its streams while the worker keeps running.
 
 A worker offers a rebuild through ``WorkerSpec.replay`` (its store's shadow/swap adapter,
-driven by ``fleet_runtime.replay.ReplayEngine``). A service that still has its own
-rebuild function may declare it in the `fleet.replayers` entry-point group instead:
-``async def rebuild(settings, since, progress)``. ``libs/`` never imports a service.
+driven by ``fleet_runtime.replay.ReplayEngine``); ``libs/`` never imports a service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import entry_points
-from typing import Any, cast
+from typing import Any
 
 import typer
 
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.logs import configure_logging
-from fleet_runtime.replay import ReplayEngine, ReplayPlan, ReplayReport, replay_factory
+from fleet_runtime.replay import (
+    ReplayEngine,
+    ReplayFactory,
+    ReplayPlan,
+    ReplayReport,
+    replay_factory,
+)
 from fleet_runtime.replay.lock import holder_name
 from fleet_runtime.replay.progress import RichProgress
 from fleet_runtime.settings import WorkerSettings, load_settings
 from fleet_runtime.topology.units import parse_duration
 from fleet_runtime.worker import connect_nats
 from fleet_runtime.workers import WorkerSpec, get_worker
-
-REPLAYER_GROUP = "fleet.replayers"
-
-Replayer = Callable[[Any, timedelta | None, Callable[[str], None]], Awaitable[object]]
-
-
-def find_replayer(name: str) -> Replayer | None:
-    """The rebuild function worker ``name`` declares in `fleet.replayers`, if any."""
-    for ep in entry_points(group=REPLAYER_GROUP):
-        if ep.name == name:
-            return cast("Replayer", ep.load())
-    return None
 
 
 def parse_since(value: str) -> datetime:
@@ -91,17 +81,11 @@ def replay(
         raise ConfigError(f"{' and '.join(starts)} cannot be combined", fix="pick one start point")
     if from_seq is not None and from_seq < 1:
         raise ConfigError(f"--from-seq {from_seq} is not a stream sequence", fix="pass N >= 1")
-    legacy = find_replayer(name) if spec.replay is None else None
-    if spec.replay is None and legacy is None:
-        replay_factory(spec)  # raises: no replayable store
+    factory = replay_factory(spec)
     start = None if since is None else parse_since(since)
     settings = load_settings(spec.settings_cls)
     if isinstance(settings, WorkerSettings):
         configure_logging(settings.log_level, settings.log_format)
-    if legacy is not None:
-        window = None if start is None else datetime.now(UTC) - start
-        asyncio.run(_legacy(legacy, settings, window))
-        return
     plan = ReplayPlan(
         from_seq=from_seq, since=start, dry_run=dry_run, keep_old=keep_old, partition=partition
     )
@@ -113,20 +97,22 @@ def replay(
             )
         typer.confirm(f"Rebuild {spec.name}'s store and swap it in while it runs?", abort=True)
     try:
-        asyncio.run(_run(spec, settings, plan, drop_old=drop_old, batch_size=batch_size))
+        asyncio.run(_run(spec, factory, settings, plan, drop_old=drop_old, batch_size=batch_size))
     except KeyboardInterrupt:
         typer.secho("interrupted: the live store is untouched", fg=typer.colors.YELLOW, err=True)
         sys.exit(130)
 
 
-async def _legacy(replayer: Replayer, settings: Any, window: timedelta | None) -> None:
-    await replayer(settings, window, typer.echo)
-
-
 async def _run(
-    spec: WorkerSpec, settings: Any, plan: ReplayPlan, *, drop_old: bool, batch_size: int
+    spec: WorkerSpec,
+    factory: ReplayFactory,
+    settings: Any,
+    plan: ReplayPlan,
+    *,
+    drop_old: bool,
+    batch_size: int,
 ) -> None:
-    target = await replay_factory(spec)(settings)
+    target = await factory(settings)
     try:
         async with target.lock(holder_name(spec.name)):
             if drop_old:

@@ -193,7 +193,7 @@ class ReplayEngine:
             config.opt_start_seq = plan.from_seq
         elif plan.since is not None:
             policy = DeliverPolicy.BY_START_TIME
-            config.opt_start_time = plan.since.isoformat()  # type: ignore[assignment]
+            config.opt_start_time = plan.since
         queue = self._queue
 
         async def on_msg(msg: Msg) -> None:
