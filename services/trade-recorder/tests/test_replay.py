@@ -11,10 +11,16 @@ from typing import Any
 import asyncpg
 import pytest
 
+from fleet_runtime.publisher import EventPublisher
 from fleet_testing import Fleet
 from fleet_testing.replaying import Publisher, Reader, run_fleet, start_fleet
 from fleet_testing.waiting import wait_until
-from fleet_testing.workerprocs import start_worker, stream_loaded
+from fleet_testing.workerprocs import (
+    kill_leftovers,
+    partitions_drained,
+    start_worker,
+    stream_loaded,
+)
 
 from .test_worker_e2e import check_books, fill_events, topology_file, worker_env
 
@@ -233,3 +239,47 @@ async def test_bad_input_is_one_line_and_exit_2(
 
 async def _at_least(probe: Any, n: int) -> bool:
     return bool(await probe() >= n)
+
+
+@pytest.mark.slow
+async def test_replay_of_a_partitioned_worker_covers_every_partition(
+    isolated_fleet: Fleet, trading_dsns: tuple[str, str], tmp_path: Path
+) -> None:
+    streams = topology_file(tmp_path, partitions=2)
+    fills, published = fill_events(1500, bots=6)
+    nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
+    env = replay_env(isolated_fleet, trading_dsns, streams)
+    db = await asyncpg.connect(trading_dsns[0])
+    workers = [
+        start_worker("trade-recorder", env, tmp_path / f"p{k}.log", partition=k) for k in (0, 1)
+    ]
+    try:
+        await wait_until(
+            lambda: partitions_drained(js, "TRADES", "trade-recorder", 2), 90, "both drained"
+        )
+        await corrupt(db)
+        one = await run_fleet(["replay", "trade-recorder", "--yes", "--partition", "1"], env)
+        assert one.code == 2, one.err
+        assert "partial rebuild of PostgreSQL schema trading would be wrong" in one.err
+
+        result = await run_fleet(["replay", "trade-recorder", "--yes"], env)
+        assert result.code == 0, result.err + result.out
+        assert f"at seq {len(published):,}" in result.out
+        await check_books(db, fills)
+        checkpoints = dict(await db.fetch("SELECT name, stream_seq FROM trading.checkpoints"))
+        assert checkpoints["trade-recorder-p0"] == len(published)
+        assert checkpoints["trade-recorder-p1"] == len(published)
+
+        # Both partition workers go on over the new tables.
+        more_fills, more = fill_events(1800, bots=6)
+        await EventPublisher(js).publish_many(more[len(published) :])
+        total = len(more)
+        await wait_until(
+            lambda: partitions_drained(js, "TRADES", "trade-recorder", 2), 90, "more drained"
+        )
+        assert await db.fetchval("SELECT count(*) FROM trading.trades") == len(more_fills)
+        assert total > len(published)
+    finally:
+        kill_leftovers(workers)
+        await nc.close()
+        await db.close()

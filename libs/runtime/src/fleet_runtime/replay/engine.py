@@ -55,8 +55,8 @@ class ReplayPlan:
 
     @property
     def partial(self) -> bool:
-        """Whether the replay starts later than the stream's first event."""
-        return self.from_seq is not None or self.since is not None
+        """Whether the replay sees only part of the stream (a later start, or one partition)."""
+        return self.from_seq is not None or self.since is not None or self.partition is not None
 
 
 @dataclass
@@ -148,9 +148,17 @@ class ReplayEngine:
             )
         sub = subs[0]
         durable = sub.durable if plan.partition is None else f"{sub.durable}-p{plan.partition}"
+        every_partition = False
         try:
-            info = await self._js.consumer_info(sub.stream, durable)
             stream = await self._js.stream_info(sub.stream)
+            try:
+                info = await self._js.consumer_info(sub.stream, durable)
+            except NotFoundError:
+                if plan.partition is not None:
+                    raise
+                # A partitioned worker: its durables are <durable>-p<k>.
+                info = await self._js.consumer_info(sub.stream, f"{durable}-p0")
+                every_partition = True
         except NotFoundError:
             raise ConsumerMissing(
                 f"consumer {durable} on stream {sub.stream} is not on the server",
@@ -161,9 +169,13 @@ class ReplayEngine:
             filters.append(info.config.filter_subject)
         if len(filters) > 1:
             raise ReplayRefused(
-                f"consumer {durable} has {len(filters)} filter subjects; replay reads one",
+                f"consumer {info.name} has {len(filters)} filter subjects; replay reads one",
                 fix="give the consumer a single filter subject in streams.yaml",
             )
+        subject = filters[0] if filters else ">"
+        if every_partition:
+            # Partition k filters <subject>.<k>: every partition is the last token's wildcard.
+            subject = subject.rsplit(".", 1)[0] + ".*"
         first, last = stream.state.first_seq, stream.state.last_seq
         if plan.from_seq is not None and not first <= plan.from_seq <= last:
             raise ConfigError(
@@ -183,7 +195,7 @@ class ReplayEngine:
                 f"and {self._target.description} needs every event: {refusal}",
                 fix="restore the stream from a backup before rebuilding",
             )
-        return sub, (filters[0] if filters else ">")
+        return sub, subject
 
     async def _subscribe(self, stream: str, subject: str, plan: ReplayPlan) -> Any:
         config = ConsumerConfig()

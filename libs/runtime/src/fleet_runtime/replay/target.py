@@ -89,7 +89,11 @@ class ReplayTarget(Protocol):
         ...
 
     def partial_refusal(self) -> str | None:
-        """Why a rebuild from a later point than the stream's start would be wrong, or None."""
+        """Why a rebuild from part of the stream would be wrong, or None.
+
+        Part: from a later point than the stream's first event (``--since``,
+        ``--from-seq``), or one partition's events only (``--partition``).
+        """
         ...
 
     def lock(self, holder: str) -> AbstractAsyncContextManager[None]:
