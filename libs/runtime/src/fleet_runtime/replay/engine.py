@@ -21,17 +21,16 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from fleet_events import DecodeError, decode
 from fleet_runtime.binding import Subscription, ack_position
 from fleet_runtime.delivery import Batch, Delivery
-from fleet_runtime.errors import ConfigError, ConsumerMissing, EventRejected, UserError
+from fleet_runtime.errors import EventRejected, UserError
 from fleet_runtime.logs import get_logger
 from fleet_runtime.replay.progress import ReplayProgress, SilentProgress
+from fleet_runtime.replay.source import resolve_source
 from fleet_runtime.replay.target import (
     Comparison,
-    ReplayRefused,
     ReplayTarget,
     SwapBehind,
     SwapResult,
@@ -112,7 +111,7 @@ class ReplayEngine:
     async def run(self, plan: ReplayPlan) -> ReplayReport:
         """Rebuild, then swap (or compare, for a dry run). Live is untouched on any error."""
         started = time.monotonic()
-        sub, subject = await self._source(plan)
+        sub, subject = await resolve_source(self._js, self._target, plan)
         self._checkpoint = (
             sub.durable if plan.partition is None else f"{sub.durable}-p{plan.partition}"
         )
@@ -137,65 +136,6 @@ class ReplayEngine:
             self._report.seconds = time.monotonic() - started
             self._progress.update(self._report.applied, self._report.applied)
         return self._report
-
-    async def _source(self, plan: ReplayPlan) -> tuple[Subscription, str]:
-        """The subscription to replay and its filter subject; refuse what cannot be replayed."""
-        subs = list(self._target.subscriptions())
-        if len(subs) != 1:
-            raise ReplayRefused(
-                f"the worker has {len(subs)} subscriptions; the engine replays exactly one",
-                fix="replay is available for single-subscription workers only",
-            )
-        sub = subs[0]
-        durable = sub.durable if plan.partition is None else f"{sub.durable}-p{plan.partition}"
-        every_partition = False
-        try:
-            stream = await self._js.stream_info(sub.stream)
-            try:
-                info = await self._js.consumer_info(sub.stream, durable)
-            except NotFoundError:
-                if plan.partition is not None:
-                    raise
-                # A partitioned worker: its durables are <durable>-p<k>.
-                info = await self._js.consumer_info(sub.stream, f"{durable}-p0")
-                every_partition = True
-        except NotFoundError:
-            raise ConsumerMissing(
-                f"consumer {durable} on stream {sub.stream} is not on the server",
-                fix="run `fleet topology apply` first (and check --partition)",
-            ) from None
-        filters = list(info.config.filter_subjects or [])
-        if info.config.filter_subject:
-            filters.append(info.config.filter_subject)
-        if len(filters) > 1:
-            raise ReplayRefused(
-                f"consumer {info.name} has {len(filters)} filter subjects; replay reads one",
-                fix="give the consumer a single filter subject in streams.yaml",
-            )
-        subject = filters[0] if filters else ">"
-        if every_partition:
-            # Partition k filters <subject>.<k>: every partition is the last token's wildcard.
-            subject = subject.rsplit(".", 1)[0] + ".*"
-        first, last = stream.state.first_seq, stream.state.last_seq
-        if plan.from_seq is not None and not first <= plan.from_seq <= last:
-            raise ConfigError(
-                f"--from-seq {plan.from_seq} is outside stream {sub.stream}, which holds "
-                f"sequences {first}..{last}",
-                fix=f"pass a sequence between {first} and {last}, or --all",
-            )
-        refusal = self._target.partial_refusal()
-        if refusal is not None and plan.partial:
-            raise ReplayRefused(
-                f"a partial rebuild of {self._target.description} would be wrong: {refusal}",
-                fix="replay everything with --all",
-            )
-        if refusal is not None and first > 1:
-            raise ReplayRefused(
-                f"stream {sub.stream} no longer holds sequences 1..{first - 1} (retention), "
-                f"and {self._target.description} needs every event: {refusal}",
-                fix="restore the stream from a backup before rebuilding",
-            )
-        return sub, subject
 
     async def _subscribe(self, stream: str, subject: str, plan: ReplayPlan) -> Any:
         config = ConsumerConfig()
