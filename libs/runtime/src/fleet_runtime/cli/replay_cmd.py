@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from fleet_runtime.errors import ConfigError
+from fleet_runtime.heap import DEFAULT_GEN0_THRESHOLD, settle_heap
 from fleet_runtime.logs import configure_logging
 from fleet_runtime.replay import (
     ReplayEngine,
@@ -119,6 +120,8 @@ async def _run(
                 dropped = await target.drop_old()
                 typer.echo(f"dropped: {', '.join(dropped)}" if dropped else "nothing kept to drop")
                 return
+            # A replay owns its process, as a worker does: the same collector settings.
+            settle_heap(getattr(settings, "gc_gen0_threshold", DEFAULT_GEN0_THRESHOLD))
             nc = await connect_nats(settings.nats_url, f"{spec.name}-replay")
             progress = RichProgress(f"replay {spec.name}")
             try:
