@@ -260,6 +260,9 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
         if replays:
             out["replay"] = {
                 "events_per_s": statistics.median(r["replay"]["events_per_s"] for r in replays),
+                "total_events_per_s": statistics.median(
+                    r["replay"]["total_events_per_s"] for r in replays
+                ),
                 "over_ordered_push": statistics.median(
                     r["replay"]["events_per_s"] / r["ordered_push"] for r in replays
                 ),

@@ -69,6 +69,9 @@ class ReplayReport:
     """Events the handler rejected (the live worker dead-letters them too)."""
     position: int = 0
     seconds: float = 0.0
+    """From the start (lock held) to the end of the swap or comparison."""
+    apply_seconds: float = 0.0
+    """From the first event applied to the shadow catching up with the stream."""
     cleaned: str | None = None
     swap: SwapResult | None = None
     swap_attempts: int = 0
@@ -78,6 +81,11 @@ class ReplayReport:
     def rate(self) -> float:
         """Events applied per second, swap included."""
         return self.applied / max(self.seconds, 1e-9)
+
+    @property
+    def apply_rate(self) -> float:
+        """Events applied per second while catching up (set-up and swap left out)."""
+        return self.applied / max(self.apply_seconds, 1e-9)
 
 
 class ReplayEngine:
@@ -107,6 +115,7 @@ class ReplayEngine:
         self._checkpoint = ""
         self._last_progress = 0.0
         self._held: Msg | None = None
+        self._first_at: float | None = None
 
     async def run(self, plan: ReplayPlan) -> ReplayReport:
         """Rebuild, then swap (or compare, for a dry run). Live is untouched on any error."""
@@ -124,6 +133,8 @@ class ReplayEngine:
         consumer = await self._subscribe(sub.stream, subject, plan)
         try:
             await self._drain()
+            if self._first_at is not None:
+                self._report.apply_seconds = time.monotonic() - self._first_at
             if plan.dry_run:
                 self._report.compared = await self._target.compare(self._catch_up)
             else:
@@ -230,6 +241,8 @@ class ReplayEngine:
                 self._held = msg
                 break
             msgs.append(msg)
+        if self._first_at is None:
+            self._first_at = time.monotonic()
         await self._apply_msgs(msgs)
         now = time.monotonic()
         if now - self._last_progress >= _PROGRESS_EVERY_S:
