@@ -283,3 +283,40 @@ async def test_replay_of_a_partitioned_worker_covers_every_partition(
         kill_leftovers(workers)
         await nc.close()
         await db.close()
+
+
+@pytest.mark.slow
+async def test_ctrl_c_midway_removes_the_shadow_and_leaves_live(
+    isolated_fleet: Fleet, trading_dsns: tuple[str, str], tmp_path: Path
+) -> None:
+    streams = topology_file(tmp_path)
+    _, published = fill_events(3000, bots=4)
+    nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
+    env = replay_env(isolated_fleet, trading_dsns, streams)
+    db = await asyncpg.connect(trading_dsns[0])
+    worker = start_worker("trade-recorder", env, tmp_path / "worker.log")
+    log = tmp_path / "replay.log"
+    try:
+        await wait_until(lambda: drained(js, db, len(published)), 120, "stream applied")
+        before = await snapshot(db)
+        replay = await start_fleet(
+            ["replay", "trade-recorder", "--yes", "--batch-size", "10"], env, log
+        )
+
+        async def shadow_rows() -> int:
+            if await db.fetchval("SELECT to_regclass('trading_replay.trades')") is None:
+                return 0
+            return int(await db.fetchval("SELECT count(*) FROM trading_replay.trades"))
+
+        await wait_until(lambda: _at_least(shadow_rows, 300), 60, "the replay under way")
+        replay.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(replay.wait(), 30) == 130
+        assert "interrupted: the live store is untouched" in log.read_text()
+        assert "Traceback" not in log.read_text()
+        assert await db.fetchval("SELECT to_regnamespace('trading_replay')") is None
+        assert await snapshot(db) == before
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        await nc.close()
+        await db.close()

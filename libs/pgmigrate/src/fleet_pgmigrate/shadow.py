@@ -258,15 +258,29 @@ class PostgresReplayTarget:
                             f"SET SCHEMA {_ident(self.schema)}"
                         )
                 pause = time.monotonic() - started
-            except asyncpg.LockNotAvailableError as exc:
-                raise SwapBehind(f"live tables stayed locked by others: {exc}") from None
+            except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError) as exc:
+                # A reader's long transaction holds a live table (and, for a deadlock,
+                # waited on one this swap holds): roll back and let the engine retry.
+                raise SwapBehind(f"live tables held by others: {exc}") from None
             await self.close()
             await conn.execute(f"DROP SCHEMA IF EXISTS {_ident(self.shadow)} CASCADE")
             if not keep_old:
-                await conn.execute(f"DROP SCHEMA {_ident(old)} CASCADE")
+                keep_old = not await self._drop_replaced(conn, old)
         finally:
             await conn.close()
         return SwapResult(position, live_at, pause, tables, old if keep_old else None)
+
+    async def _drop_replaced(self, conn: asyncpg.Connection, old: str) -> bool:
+        """Drop the replaced tables; False if readers still hold them (kept for --drop-old)."""
+        try:
+            async with conn.transaction():
+                # A reader still in a transaction on the old tables would hold the drop
+                # (and everyone queued behind it) for as long as it runs.
+                await conn.execute(f"SET LOCAL lock_timeout = '{_SWAP_LOCK_TIMEOUT}'")
+                await conn.execute(f"DROP SCHEMA {_ident(old)} CASCADE")
+        except asyncpg.LockNotAvailableError:
+            return False
+        return True
 
     async def discard(self) -> None:
         """Drop the shadow schema."""

@@ -25,7 +25,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from fleet_events import DecodeError, decode
 from fleet_runtime.binding import Subscription, ack_position
 from fleet_runtime.delivery import Batch, Delivery
-from fleet_runtime.errors import EventRejected, UserError
+from fleet_runtime.errors import EventRejected, StoreUnavailable, UserError
 from fleet_runtime.logs import get_logger
 from fleet_runtime.replay.progress import ReplayProgress, SilentProgress
 from fleet_runtime.replay.source import resolve_source
@@ -280,6 +280,12 @@ class ReplayEngine:
                 await sub.handler(Batch(remaining, self._checkpoint))
                 self._report.applied += len(remaining)
                 return
+            except StoreUnavailable as exc:
+                raise UserError(
+                    f"the store stopped answering during the replay ({exc}); "
+                    f"{self._target.description} is untouched",
+                    fix="check the store, then run the replay again (it removes the shadow)",
+                ) from None
             except EventRejected as rej:
                 idx = next((i for i, d in enumerate(remaining) if d.event.id == rej.event_id), None)
                 if idx is None:
