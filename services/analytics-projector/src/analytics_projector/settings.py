@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
-from pymongo.errors import InvalidURI
+from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
 from fleet_runtime.settings import WorkerSettings
@@ -36,7 +36,7 @@ class AnalyticsProjectorSettings(WorkerSettings):
     def _valid_url(cls, value: SecretStr) -> SecretStr:
         try:
             parse_uri(value.get_secret_value(), validate=True)
-        except (InvalidURI, ValueError) as exc:
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
             # The message never repeats the URL: it may carry a password.
             raise ValueError(f"not a MongoDB URL ({exc}); e.g. mongodb://host:27017") from None
         return value
