@@ -18,8 +18,8 @@ from fleet_runtime.contract import (
     read,
     render,
 )
-from fleet_runtime.contract.asyncapi import Doc
 from fleet_runtime.contract.compat import FIX
+from fleet_runtime.contract.messages import Doc
 
 app = typer.Typer(
     help="The AsyncAPI contract of the fleet's events (docs/asyncapi.yaml).", no_args_is_help=True

@@ -10,31 +10,33 @@ the same document.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from importlib.metadata import version
-from typing import Any
 
-from fleet_events import DLQ_STREAM, Payload, UpcasterRegistry, subject_filter, subject_pattern
-from fleet_runtime import deadletter
-from fleet_runtime.contract.schemas import (
-    COMPONENTS_PREFIX,
-    component_schemas,
-    envelope_schema_name,
+from fleet_events import Payload, UpcasterRegistry, subject_filter
+from fleet_runtime.contract.messages import (
+    DEAD_LETTER_CHANNEL,
+    DEAD_LETTER_HEADERS,
+    DEAD_LETTER_MESSAGE,
+    EVENT_HEADERS,
+    Doc,
+    channel_id,
+    dead_letter_channel,
+    dead_letter_headers,
+    dead_letter_message,
+    event_channel,
+    event_headers,
+    event_message,
 )
+from fleet_runtime.contract.operations import operations, worker_roles
+from fleet_runtime.contract.schemas import component_schemas
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.topology import Topology
-from fleet_runtime.topology.subjects import covers, overlaps
+from fleet_runtime.topology.subjects import covers
 from fleet_runtime.workers import WorkerSpec
 
 ASYNCAPI_VERSION = "3.0.0"
-DEAD_LETTER_CHANNEL = "deadLetter"
-EVENT_HEADERS = "EventHeaders"
-DEAD_LETTER_HEADERS = "DeadLetterHeaders"
-
-Doc = dict[str, Any]
 
 _DESCRIPTION = """\
 Every event of the Tradefleet platform, as published on NATS JetStream.
@@ -69,12 +71,6 @@ class ContractInputs:
     workers: Mapping[str, WorkerSpec]
 
 
-def channel_id(event_type: str) -> str:
-    """The channel key of an event type: ``trade.executed`` -> ``tradeExecuted``."""
-    first, *rest = event_type.split(".")
-    return first + "".join(word[:1].upper() + word[1:] for word in rest)
-
-
 def build_document(inputs: ContractInputs) -> Doc:
     """Return the AsyncAPI document of ``inputs`` as plain, ordered data."""
     event_types = dict(sorted(inputs.event_types.items()))
@@ -82,14 +78,14 @@ def build_document(inputs: ContractInputs) -> Doc:
         event_type: _stream_of(inputs.topology, payload)
         for event_type, payload in event_types.items()
     }
-    roles = _worker_roles(inputs, event_types)
-    channels = {channel_id(t): _event_channel(p, streams[t]) for t, p in event_types.items()}
-    channels[DEAD_LETTER_CHANNEL] = _dead_letter_channel()
+    roles = worker_roles(inputs.topology, inputs.workers, event_types)
+    channels = {channel_id(t): event_channel(p, streams[t]) for t, p in event_types.items()}
+    channels[DEAD_LETTER_CHANNEL] = dead_letter_channel()
     schemas = component_schemas(event_types)
-    schemas[EVENT_HEADERS] = _event_headers()
-    schemas[DEAD_LETTER_HEADERS] = _dead_letter_headers()
-    messages = {p.__name__: _event_message(p, inputs.upcasters) for p in event_types.values()}
-    messages["DeadLetter"] = _dead_letter_message()
+    schemas[EVENT_HEADERS] = event_headers()
+    schemas[DEAD_LETTER_HEADERS] = dead_letter_headers()
+    messages = {p.__name__: event_message(p, inputs.upcasters) for p in event_types.values()}
+    messages[DEAD_LETTER_MESSAGE] = dead_letter_message()
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
@@ -106,7 +102,7 @@ def build_document(inputs: ContractInputs) -> Doc:
             }
         },
         "channels": dict(sorted(channels.items())),
-        "operations": _operations(roles, event_types, streams),
+        "operations": operations(roles, event_types, streams),
         "components": {
             "schemas": dict(sorted(schemas.items())),
             "messages": dict(sorted(messages.items())),
@@ -138,222 +134,3 @@ def _stream_of(topology: Topology, payload: type[Payload]) -> str:
         f"no stream in streams.yaml captures {subject} (event type {payload.event_type!r})",
         fix=f"add a stream whose subjects cover {subject}, or change the event type",
     )
-
-
-@dataclass
-class _Role:
-    """What one worker receives (channel -> durables) and sends (channels)."""
-
-    spec: WorkerSpec | None
-    receives: dict[str, list[str]]
-    sends: list[str]
-
-    def extension(self) -> Doc:
-        info: Doc = {}
-        if self.spec is not None:
-            info = {
-                "store": self.spec.store,
-                "summary": self.spec.summary,
-                "implemented": self.spec.implemented,
-            }
-        return {**info, "receives": sorted(self.receives), "sends": sorted(self.sends)}
-
-
-def _worker_roles(
-    inputs: ContractInputs, event_types: Mapping[str, type[Payload]]
-) -> dict[str, _Role]:
-    topology = inputs.topology
-    names = sorted({*inputs.workers, *topology.workers()})
-    roles: dict[str, _Role] = {}
-    for name in names:
-        spec = inputs.workers.get(name)
-        receives: dict[str, list[str]] = {}
-        for consumer in topology.consumers_for(name):
-            filters = consumer.filter_subjects or topology.streams[consumer.stream].subjects
-            for event_type, payload in event_types.items():
-                subject = subject_filter(payload)
-                stream_subjects = topology.streams[consumer.stream].subjects
-                if any(covers(s, subject) for s in stream_subjects) and any(
-                    overlaps(f, subject) for f in filters
-                ):
-                    durables = receives.setdefault(channel_id(event_type), [])
-                    durables.extend(consumer.durable_names())
-        sends = [DEAD_LETTER_CHANNEL] if receives else []
-        for event_type in spec.publishes if spec else ():
-            if event_type not in event_types:
-                raise ConfigError(
-                    f"worker {name!r} declares it publishes {event_type!r}, which is not an "
-                    "event type of fleet_events",
-                    fix=f"fix `publishes` in the WorkerSpec of {name} "
-                    f"(event types: {', '.join(event_types)})",
-                )
-            sends.append(channel_id(event_type))
-        roles[name] = _Role(spec, receives, sends)
-    return roles
-
-
-def _ref_message(channel: str, message: str) -> Doc:
-    return {"$ref": f"#/channels/{channel}/messages/{message}"}
-
-
-def _operations(
-    roles: Mapping[str, _Role],
-    event_types: Mapping[str, type[Payload]],
-    streams: Mapping[str, str],
-) -> Doc:
-    message_of = {channel_id(t): p.__name__ for t, p in event_types.items()}
-    message_of[DEAD_LETTER_CHANNEL] = "DeadLetter"
-    title_of = {channel_id(t): t for t in event_types}
-    title_of[DEAD_LETTER_CHANNEL] = "dead letters"
-    stream_of = {channel_id(t): s for t, s in streams.items()}
-    stream_of[DEAD_LETTER_CHANNEL] = DLQ_STREAM
-    operations: Doc = {}
-    for name, role in sorted(roles.items()):
-        for channel, durables in sorted(role.receives.items()):
-            operations[f"{name}-receives-{channel}"] = {
-                "action": "receive",
-                "channel": {"$ref": f"#/channels/{channel}"},
-                "summary": f"{name} reads {title_of[channel]} from stream {stream_of[channel]}.",
-                "messages": [_ref_message(channel, message_of[channel])],
-                "x-fleet-worker": name,
-                "x-fleet-durables": sorted(set(durables)),
-            }
-        for channel in sorted(role.sends):
-            operations[f"{name}-sends-{channel}"] = {
-                "action": "send",
-                "channel": {"$ref": f"#/channels/{channel}"},
-                "summary": f"{name} publishes {title_of[channel]} to stream {stream_of[channel]}.",
-                "messages": [_ref_message(channel, message_of[channel])],
-                "x-fleet-worker": name,
-            }
-    sent_by_workers = {channel for role in roles.values() for channel in role.sends}
-    for event_type in event_types:
-        channel = channel_id(event_type)
-        if channel in sent_by_workers:
-            continue
-        operations[f"publishers-send-{channel}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{channel}"},
-            "summary": f"Services outside the fleet publish {event_type} to stream "
-            f"{stream_of[channel]}, with Nats-Msg-Id = the envelope id.",
-            "messages": [_ref_message(channel, message_of[channel])],
-        }
-    return dict(sorted(operations.items()))
-
-
-def _parameter(payload: type[Payload], field_name: str) -> Doc:
-    parameter: Doc = {
-        "description": f"The value of `data.{field_name}` (one NATS subject token).",
-        "location": f"$message.payload#/data/{field_name}",
-    }
-    annotation = payload.model_fields[field_name].annotation
-    if isinstance(annotation, type) and issubclass(annotation, Enum):
-        parameter["enum"] = [str(member.value) for member in annotation]
-    return parameter
-
-
-def _event_channel(payload: type[Payload], stream: str) -> Doc:
-    return {
-        "address": subject_pattern(payload),
-        "title": payload.event_type,
-        "description": inspect.cleandoc(payload.__doc__ or payload.event_type),
-        "parameters": {name: _parameter(payload, name) for name in payload.subject_fields},
-        "messages": {payload.__name__: {"$ref": f"#/components/messages/{payload.__name__}"}},
-        "x-fleet-stream": stream,
-    }
-
-
-def _event_message(payload: type[Payload], upcasters: UpcasterRegistry) -> Doc:
-    doc = inspect.cleandoc(payload.__doc__ or payload.event_type)
-    return {
-        "name": payload.event_type,
-        "title": f"{payload.event_type} (schema_version {payload.schema_version})",
-        "summary": doc.splitlines()[0],
-        "contentType": "application/json",
-        "headers": {"$ref": COMPONENTS_PREFIX + EVENT_HEADERS},
-        "payload": {"$ref": COMPONENTS_PREFIX + envelope_schema_name(payload)},
-        "correlationId": {"$ref": "#/components/correlationIds/correlationId"},
-        "x-fleet-event-type": payload.event_type,
-        "x-fleet-schema-version": payload.schema_version,
-        "x-fleet-readable-versions": list(
-            upcasters.readable_versions(payload.event_type, payload.schema_version)
-        ),
-        "x-fleet-subject-fields": list(payload.subject_fields),
-        "x-fleet-key-field": payload.key_field,
-    }
-
-
-def _event_headers() -> Doc:
-    return {
-        "type": "object",
-        "required": ["Nats-Msg-Id"],
-        "properties": {
-            "Nats-Msg-Id": {
-                "type": "string",
-                "format": "uuid",
-                "description": "The envelope `id`. The stream drops a second message with "
-                "the same id inside its duplicate window: retry a publish with the same id.",
-            }
-        },
-    }
-
-
-_DEAD_LETTER_HEADER_TEXT = {
-    deadletter.H_MSG_ID: "`dlq:<worker>:<stream>:<seq>`: one dead letter per failed message.",
-    deadletter.H_WORKER: "The worker that gave up on the message.",
-    deadletter.H_STREAM: "Stream of the original message.",
-    deadletter.H_SEQ: "Sequence of the original message in that stream.",
-    deadletter.H_SUBJECT: "Subject of the original message.",
-    deadletter.H_ERROR_CLASS: "Class of the failure (MalformedEvent, InvalidEvent, "
-    "UnknownEventType, EventRejected, DeliveriesExhausted or the handler's exception).",
-    deadletter.H_ERROR: "The failure, one line.",
-    deadletter.H_DELIVERIES: "Deliveries of the original message before it was given up.",
-    deadletter.H_TIME: "When it was dead-lettered (ISO-8601).",
-    deadletter.H_EVENT_ID: "The envelope id of the original, when it decoded that far.",
-}
-
-
-def _dead_letter_headers() -> Doc:
-    properties = {
-        name: {"type": "string", "description": text}
-        for name, text in sorted(_DEAD_LETTER_HEADER_TEXT.items())
-    }
-    optional = {deadletter.H_EVENT_ID}
-    return {
-        "type": "object",
-        "required": sorted(name for name in properties if name not in optional),
-        "properties": properties,
-    }
-
-
-def _dead_letter_channel() -> Doc:
-    return {
-        "address": "dlq.{worker}.{subject}",
-        "title": "dead letters",
-        "description": "Messages a worker gave up on: the original body, byte for byte, "
-        "with why and where it failed in headers. `fleet dlq redrive` publishes the "
-        "original again on its subject.",
-        "parameters": {
-            "worker": {"description": "The worker that gave up on the message."},
-            "subject": {
-                "description": "The original subject (several tokens).",
-                "location": f"$message.header#/{deadletter.H_SUBJECT}",
-            },
-        },
-        "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
-        "x-fleet-stream": DLQ_STREAM,
-    }
-
-
-def _dead_letter_message() -> Doc:
-    return {
-        "name": "dead-letter",
-        "title": "Dead letter",
-        "summary": "An original message a worker could not apply, with the reason.",
-        "contentType": "application/octet-stream",
-        "headers": {"$ref": COMPONENTS_PREFIX + DEAD_LETTER_HEADERS},
-        "payload": {
-            "description": "The original message body as the producer sent it (it may not "
-            "be valid JSON: that can be why it is here)."
-        },
-    }

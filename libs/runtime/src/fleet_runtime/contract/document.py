@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from fleet_events import EVENT_TYPES, UPCASTERS
-from fleet_runtime.contract.asyncapi import ContractInputs, Doc
+from fleet_runtime.contract.asyncapi import ContractInputs
+from fleet_runtime.contract.messages import Doc
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.topology import load_topology
 from fleet_runtime.workers import discover_workers
