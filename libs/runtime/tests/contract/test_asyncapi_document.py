@@ -176,3 +176,16 @@ def test_generate_replaces_a_stale_compatible_file(fleet_cli: FleetRunner, tmp_p
 
     assert result.code == 0, result.err
     assert target.read_text() == COMMITTED.read_text()
+
+
+def test_publishing_guide_states_the_duplicate_windows_of_streams_yaml() -> None:
+    guide = (REPO / "docs" / "publishing.md").read_text()
+    rows = re.findall(r"^\| (\w+) \| `[^`]+` \| (\d+) (minutes|seconds) \|$", guide, re.M)
+    stated = {name: int(n) * (60 if unit == "minutes" else 1) for name, n, unit in rows}
+    topology = current_inputs(STREAMS).topology
+    declared = {
+        name: spec.duplicate_window
+        for name, spec in topology.streams.items()
+        if name in ("BOTS", "TRADES", "MARKET", "OPS")
+    }
+    assert stated == declared
