@@ -34,11 +34,9 @@ class Role:
         """The worker's entry in ``x-fleet-workers``."""
         info: Doc = {}
         if self.spec is not None:
-            info = {
-                "store": self.spec.store,
-                "summary": self.spec.summary,
-                "implemented": self.spec.implemented,
-            }
+            # Whether the worker is implemented yet is not part of the contract: what it
+            # receives and sends is declared either way.
+            info = {"store": self.spec.store, "summary": self.spec.summary}
         return {**info, "receives": sorted(self.receives), "sends": sorted(self.sends)}
 
 
