@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
@@ -323,3 +325,31 @@ async def test_an_unreachable_server_is_store_unavailable() -> None:
             await store.record_trades(Sequencer("TRADES", DURABLE).batch([fill("t1")]))
     finally:
         await store.close()
+
+
+async def test_a_transaction_left_open_by_a_killed_process_does_not_block_a_new_start(
+    store: MongoAnalyticsStore, mongo_server: MongoServer
+) -> None:
+    trades = Sequencer("TRADES", DURABLE)
+    await store.record_trades(trades.batch([fill("t1")]))
+    # A process that dies inside a transaction holding the checkpoint document's lock.
+    code = f"""
+import asyncio, os
+from pymongo import AsyncMongoClient
+async def main():
+    client = AsyncMongoClient({mongo_server.url!r})
+    session = client.start_session()
+    await session.start_transaction()
+    await client[{store.frame.db.name!r}].checkpoints.update_one(
+        {{"_id": "TRADES/{DURABLE}"}}, {{"$set": {{"stream_seq": 99}}}}, session=session
+    )
+    os._exit(9)
+asyncio.run(main())
+"""
+    died = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
+    assert await asyncio.wait_for(died.wait(), 60) == 9
+    await store.probe()  # what a restarted worker does first
+    result = await store.record_trades(trades.batch([fill("t2")]))
+    assert result is not None
+    assert result.fills == 1
+    assert await store.checkpoint("TRADES", DURABLE) == 2

@@ -22,6 +22,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.uri_parser import parse_uri
 
 from fleet_runtime.delivery import Batch
 from fleet_runtime.errors import StoreUnavailable
@@ -104,8 +105,15 @@ def _unavailable(exc: PyMongoError) -> StoreUnavailable:
 class MongoFrame:
     """The client, the database, the shared lock and the transactional batch."""
 
-    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        database: str,
+        user: tuple[str, str] | None = None,
+    ) -> None:
         self.client = client
+        self.user = user
+        """(user name, authentication database) of the URL's credentials, if any."""
         self.db: Db = client[database]
         self.lock = asyncio.Lock()
         self.crash_before_commit = False
@@ -122,20 +130,42 @@ class MongoFrame:
             socketTimeoutMS=30_000,
             appname="analytics-projector",
         )
-        return cls(client, database)
+        parsed = parse_uri(url, validate=False)
+        user = None
+        if parsed.get("username"):
+            source = parsed["options"].get("authsource") or parsed.get("database") or "admin"
+            user = (str(parsed["username"]), str(source))
+        return cls(client, database, user)
 
     async def close(self) -> None:
         """Release connections."""
         await self.client.close()
 
     async def probe(self) -> None:
-        """Reach the server and create the indexes (idempotent)."""
+        """Reach the server, create the indexes (idempotent), end stale sessions."""
         try:
             await self.client.admin.command("ping")
             for collection, models in INDEXES.items():
                 await self.db[collection].create_indexes(models)
+            await self._end_stale_sessions()
         except ConnectionFailure as exc:
             raise _unavailable(exc) from None
+
+    async def _end_stale_sessions(self) -> None:
+        """End the server sessions of this worker's MongoDB user.
+
+        A transaction that a killed instance left open keeps its write locks until the
+        server expires it (MongoDB's transactionLifetimeLimitSeconds, 60 s by default):
+        every batch would meet a write conflict until then. Ending the user's sessions at
+        start releases them at once. Another instance's transaction ended this way is
+        aborted and retried by that instance (every batch is idempotent). Without the
+        privilege (killAnySession), the worker waits for the server instead.
+        """
+        pattern = [] if self.user is None else [{"user": self.user[0], "db": self.user[1]}]
+        try:
+            await self.client.admin.command("killAllSessions", pattern)
+        except OperationFailure as exc:
+            log.warning("mongo_stale_sessions_kept", error=str(exc))
 
     async def checkpoint(self, stream: str, checkpoint: str) -> int | None:
         """The stored position of one consumer of one stream (None before its first batch)."""
