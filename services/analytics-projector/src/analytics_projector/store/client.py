@@ -47,10 +47,6 @@ INDEXES: Mapping[str, list[IndexModel]] = {
         IndexModel([("trading_pair", ASCENDING), ("timestamp", ASCENDING)], name="pair_timestamp"),
         IndexModel([("event_type", ASCENDING), ("timestamp", ASCENDING)], name="type_timestamp"),
         IndexModel(
-            [("bot_id", ASCENDING), ("event_type", ASCENDING), ("timestamp", ASCENDING)],
-            name="bot_type_timestamp",
-        ),
-        IndexModel(
             [("timestamp", ASCENDING)],
             name="ttl_timestamp",
             expireAfterSeconds=TRADING_EVENTS_TTL_S,
