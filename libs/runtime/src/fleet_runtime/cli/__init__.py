@@ -6,7 +6,15 @@ import sys
 
 import typer
 
-from fleet_runtime.cli import dev_cmd, dlq_cmd, replay_cmd, status_cmd, topology_cmd, worker_cmd
+from fleet_runtime.cli import (
+    deploy_cmd,
+    dev_cmd,
+    dlq_cmd,
+    replay_cmd,
+    status_cmd,
+    topology_cmd,
+    worker_cmd,
+)
 from fleet_runtime.errors import UserError
 
 app = typer.Typer(
@@ -22,6 +30,7 @@ app.add_typer(worker_cmd.app, name="worker")
 app.command("replay")(replay_cmd.replay)
 app.add_typer(dlq_cmd.app, name="dlq")
 app.command("status")(status_cmd.status)
+app.add_typer(deploy_cmd.app, name="deploy")
 
 
 def main() -> None:
