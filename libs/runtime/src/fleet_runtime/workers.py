@@ -28,6 +28,9 @@ class WorkerSpec:
     settings_cls: type[BaseSettings]
     run: Callable[[Any, int | None], Coroutine[Any, Any, None]] | None = None
     consumes: tuple[str, ...] = field(default_factory=tuple)
+    publishes: tuple[str, ...] = field(default_factory=tuple)
+    """Event types the worker publishes itself (market-ingest: ``market.candle``); dead
+    letters are not listed: every worker may publish those."""
     dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
     """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
     prepare the store (databases, roles, migrations) and return the worker's own env."""

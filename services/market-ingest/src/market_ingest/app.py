@@ -82,6 +82,7 @@ WORKER = WorkerSpec(
     summary="live tickers, OHLCV candles and price pub/sub",
     settings_cls=MarketIngestSettings,
     consumes=("market.tick.>",),
+    publishes=("market.candle",),
     run=run,
     dev_setup=dev_setup,
 )
