@@ -141,6 +141,12 @@ def test_the_repository_compose_file_passes_the_compose_loader() -> None:
             id="worker-without-its-migrations",
         ),
         pytest.param(
+            '"topology", "apply", "--file"',
+            '"topology", "validate", "--file"',
+            ["service trade-recorder", "no one-shot job applies the topology"],
+            id="topology-job-that-applies-nothing",
+        ),
+        pytest.param(
             "      redis: {condition: service_healthy}\n",
             "      redis: {condition: service_started}\n",
             ["service market-ingest", "waits for redis with `service_started`", "service_healthy"],
@@ -295,6 +301,20 @@ BASE = "deploy/k8s/base"
             "secretKeyRef: {name: tradefleet-credentials, key: TRADE_RECORDER_DSN}",
             ["Deployment trade-recorder", "Secret key TRADE_RECORDER_DSN"],
             id="secret-key-nobody-provides",
+        ),
+        pytest.param(
+            f"{BASE}/jobs.yaml",
+            "- name: TRADE_RECORDER_OWNER_DSN",
+            "- name: TRADE_RECORDER_OWNER_URL",
+            ["k8s dev", "no Job runs the migrations of trade-recorder"],
+            id="migrations-job-without-the-owner-setting",
+        ),
+        pytest.param(
+            f"{BASE}/jobs.yaml",
+            '"topology", "apply"',
+            '"topology", "plan"',
+            ["k8s prod", "no Job applies the topology"],
+            id="no-topology-job",
         ),
         pytest.param(
             f"{BASE}/market-ingest.yaml",

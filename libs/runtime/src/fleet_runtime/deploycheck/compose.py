@@ -187,7 +187,7 @@ def _check_worker(
                     f"does not wait for {server} ({prefix}{setting.upper()}) to be healthy",
                     fix=f"add `{server}: {{condition: {HEALTHY}}}` to depends_on",
                 )
-    topology = [j for j in jobs if "topology" in _command_text(compose.services[j])]
+    topology = [j for j in jobs if "topology apply" in _command_text(compose.services[j])]
     if not topology:
         report.problem(where, "no one-shot job applies the topology before it starts")
     needs_migrations = "owner_dsn" in spec.settings_cls.model_fields
