@@ -3,6 +3,7 @@ deliberately broken copy, naming what is wrong."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -443,13 +444,14 @@ def test_promtool_rule_tests_fail_when_an_alert_changes(copy: DeployLayout) -> N
 # --- the command line --------------------------------------------------------------------
 
 
-def run_fleet(*args: str) -> subprocess.CompletedProcess[str]:
+def run_fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fleet_runtime.cli", *args],
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -468,6 +470,16 @@ def test_fleet_deploy_check_without_a_compose_file_is_a_user_error(tmp_path: Pat
     assert result.returncode == 2
     assert result.stderr.startswith("error: no docker-compose.yml under"), result.stderr
     assert "fix: run it from the repository root or pass --root" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_compose_binary_that_is_not_there_is_a_user_error() -> None:
+    result = run_fleet(
+        "deploy", "check", "--root", str(ROOT), env={"FLEET_COMPOSE_BIN": "/nonexistent/compose"}
+    )
+    assert result.returncode == 2
+    assert "error: FLEET_COMPOSE_BIN=/nonexistent/compose is not an executable" in result.stderr
+    assert "fix: point FLEET_COMPOSE_BIN at a Docker Compose v2 binary" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from fleet_runtime.deploycheck.findings import Report
+from fleet_runtime.errors import ConfigError
 
 COMPOSE_BIN_ENV = "FLEET_COMPOSE_BIN"
 
@@ -24,7 +25,13 @@ def find_compose() -> list[str] | None:
     """The argv prefix of a Compose v2 binary, or None when none is installed."""
     explicit = os.environ.get(COMPOSE_BIN_ENV)
     if explicit:
-        return [explicit]
+        found = shutil.which(explicit)
+        if found is None:
+            raise ConfigError(
+                f"{COMPOSE_BIN_ENV}={explicit} is not an executable",
+                fix=f"point {COMPOSE_BIN_ENV} at a Docker Compose v2 binary or unset it",
+            )
+        return [found]
     spec = importlib.util.find_spec("compose")
     if spec is not None and spec.origin:
         # The package's own console script drops the exit status: call its binary.
