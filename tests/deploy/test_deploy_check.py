@@ -414,6 +414,26 @@ def test_monitoring_naming_an_unknown_metric_fails(
     assert len(problems) == 1, report.messages()
 
 
+def test_a_dashboard_that_is_not_json_fails(copy: DeployLayout) -> None:
+    edit(copy, f"{MONITORING}/grafana/tradefleet-workers.json", "{", "{{")
+    report = check_monitoring(copy.monitoring, exported_metric_names())
+    only_problem(report, "tradefleet-workers.json", "cannot be parsed")
+
+
+def test_a_kustomize_file_that_is_not_yaml_is_a_user_error(copy: DeployLayout) -> None:
+    edit(
+        copy,
+        "deploy/k8s/overlays/dev/small-workers.yaml",
+        "\nkind: Deployment",
+        "\nkind: [Deployment",
+    )
+    result = run_fleet("deploy", "check", "--root", str(copy.root), "--no-kubectl")
+    assert result.returncode == 2, result.stderr
+    assert "small-workers.yaml" in result.stderr
+    assert "fix: fix the YAML or the path in kustomization.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @needs_promtool
 def test_promtool_rejects_a_rule_that_does_not_parse(copy: DeployLayout) -> None:
     edit(

@@ -71,6 +71,9 @@ def check_compose_files(layout: DeployLayout, workers: Mapping[str, WorkerSpec])
 def check_dockerfile(path: Path) -> Report:
     """Every image the Dockerfile pulls is pinned."""
     report = Report()
+    if not path.exists():
+        report.problem(str(path), "missing", fix="restore the Dockerfile the compose file builds")
+        return report
     for image in dockerfile_images(path.read_text()):
         reason = unpinned_reason(image)
         if reason:
@@ -83,7 +86,10 @@ def check_kubernetes(
 ) -> Report:
     """Every overlay under deploy/k8s/overlays, rendered and checked."""
     report = Report()
-    secrets = read_env_file(layout.k8s / "base" / "credentials.env.example")
+    keys = layout.k8s / "base" / "credentials.env.example"
+    if not keys.exists():
+        report.problem(str(keys), "missing", fix="list the keys of tradefleet-credentials there")
+    secrets = read_env_file(keys) if keys.exists() else {}
     overlays = sorted(p for p in (layout.k8s / "overlays").glob("*") if p.is_dir())
     if not overlays:
         report.problem(str(layout.k8s), "no kustomize overlays", fix="add overlays/<env>/")

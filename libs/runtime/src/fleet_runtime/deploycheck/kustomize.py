@@ -44,14 +44,19 @@ def render(directory: Path, *, use_kubectl: bool = True) -> list[Resource]:
 
 
 def _load_documents(path: Path) -> list[Resource]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    try:
+        return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc}", fix="fix the YAML or the path in kustomization.yaml"
+        ) from None
 
 
 def _render(directory: Path) -> list[Resource]:
     path = directory / "kustomization.yaml"
     if not path.exists():
         raise ConfigError(f"{directory} has no kustomization.yaml", fix="point at an overlay")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = _load_documents(path)[0] if path.read_text().strip() else {}
     unsupported = [key for key in _UNSUPPORTED if key in spec]
     if unsupported:
         raise ConfigError(

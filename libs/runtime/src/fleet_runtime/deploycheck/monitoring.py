@@ -67,13 +67,30 @@ def _recorded(files: list[Path]) -> set[str]:
     return names
 
 
+def _unreadable(path: Path) -> str | None:
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
 def check_monitoring(directory: Path, exported: set[str]) -> Report:
     """Every query in ``directory`` against ``exported``; promtool checks when installed."""
     report = Report()
     rule_files = sorted((directory / "rules").glob("*.yml"))
-    known = exported | _recorded(rule_files)
+    dashboards = sorted((directory / "grafana").glob("*.json"))
     if not rule_files:
         report.problem(str(directory / "rules"), "no alert rule files", fix="add rules/*.yml")
+    unreadable = [p for p in [*rule_files, *dashboards] if _unreadable(p)]
+    for path in unreadable:
+        report.problem(str(path), f"cannot be parsed: {_unreadable(path)}")
+    rule_files = [p for p in rule_files if p not in unreadable]
+    dashboards = [p for p in dashboards if p not in unreadable]
+    known = exported | _recorded(rule_files)
     for path in rule_files:
         for name, expr in rule_expressions(path):
             for metric in _unknown(expr, known):
@@ -90,7 +107,6 @@ def check_monitoring(directory: Path, exported: set[str]) -> Report:
                     f"{path.name}: rule {name} is not loaded yet: it needs "
                     f"{', '.join(missing)}, which no worker exports"
                 )
-    dashboards = sorted((directory / "grafana").glob("*.json"))
     for path in dashboards:
         for title, expr in dashboard_expressions(path):
             for metric in _unknown(expr, known):
