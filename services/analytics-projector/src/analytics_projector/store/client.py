@@ -34,8 +34,9 @@ Document = dict[str, Any]
 Db = AsyncDatabase[Document]
 T = TypeVar("T")
 
-PRICE_HISTORY_TTL_S = 30 * 24 * 3600
-"""Candles are kept 30 days after they open."""
+PRICE_HISTORY_EXPIRY_INDEX = "ttl_expire_at"
+"""Candles expire at their own ``expire_at`` (``analytics_projector.retention``)."""
+_OLD_PRICE_HISTORY_TTL = "ttl_timestamp"
 TRADING_EVENTS_TTL_S = 90 * 24 * 3600
 """Raw trade events are kept 90 days after they happen."""
 
@@ -60,7 +61,7 @@ INDEXES: Mapping[str, list[IndexModel]] = {
         ),
         IndexModel([("symbol", ASCENDING), ("timestamp", ASCENDING)], name="symbol_timestamp"),
         IndexModel(
-            [("timestamp", ASCENDING)], name="ttl_timestamp", expireAfterSeconds=PRICE_HISTORY_TTL_S
+            [("expire_at", ASCENDING)], name=PRICE_HISTORY_EXPIRY_INDEX, expireAfterSeconds=0
         ),
     ],
     "bot_performance": [IndexModel([("user_id", ASCENDING)], name="user")],
@@ -141,6 +142,9 @@ class MongoFrame:
         """Reach the server, create the indexes (idempotent), end stale sessions."""
         try:
             await self.client.admin.command("ping")
+            # The single 30-day TTL of earlier versions would still expire wider candles.
+            if _OLD_PRICE_HISTORY_TTL in await self.db.price_history.index_information():
+                await self.db.price_history.drop_index(_OLD_PRICE_HISTORY_TTL)
             for collection, models in INDEXES.items():
                 await self.db[collection].create_indexes(models)
             await self._end_stale_sessions()
