@@ -8,6 +8,7 @@ import typer
 
 from fleet_runtime.cli import (
     contract_cmd,
+    deploy_cmd,
     dev_cmd,
     dlq_cmd,
     publish_cmd,
@@ -33,6 +34,7 @@ app.add_typer(dlq_cmd.app, name="dlq")
 app.command("status")(status_cmd.status)
 app.add_typer(contract_cmd.app, name="contract")
 app.command("publish")(publish_cmd.publish)
+app.add_typer(deploy_cmd.app, name="deploy")
 
 
 def main() -> None:
