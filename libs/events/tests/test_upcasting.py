@@ -119,3 +119,14 @@ def test_duplicate_registration_is_refused() -> None:
 
     with pytest.raises(ValueError, match="already exists"):
         registry.add("trade.executed", 1, lambda data: data)
+
+
+def test_readable_versions_follow_the_unbroken_chain() -> None:
+    registry = UpcasterRegistry()
+    registry.add("thing.happened", 2, lambda data: data)
+    registry.add("thing.happened", 3, lambda data: data)
+
+    assert registry.readable_versions("thing.happened", 4) == (2, 3, 4)
+    assert registry.readable_versions("thing.happened", 1) == (1,)
+    assert registry.readable_versions("other.thing", 3) == (3,)
+    assert UPCASTERS.readable_versions("trade.executed", 2) == (1, 2)

@@ -27,7 +27,7 @@ class Event(BaseModel, Generic[PayloadT]):
     ``type`` and ``schema_version`` always match the payload class (checked on build).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     id: UUID = Field(default_factory=uuid7)
     type: NonEmptyStr

@@ -20,7 +20,7 @@ class Payload(BaseModel):
     - ``key_field``: the field used as the envelope ``key`` when none is given.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int]

@@ -39,14 +39,17 @@ if len(EVENT_TYPES) != len(_PAYLOADS):
     raise RuntimeError("two payload classes declare the same event_type")
 
 
-def event_json_schemas() -> dict[str, dict[str, Any]]:
+def event_json_schemas(
+    event_types: Mapping[str, type[Payload]] = EVENT_TYPES,
+) -> dict[str, dict[str, Any]]:
     """Return the JSON Schema of the full envelope of each event type, keyed by type.
 
     ``type`` and ``schema_version`` are pinned with ``const`` so that each schema
-    describes exactly one message kind (as an AsyncAPI message needs).
+    describes exactly one message kind (as an AsyncAPI message needs). ``event_types``
+    defaults to the fleet's registry.
     """
     schemas: dict[str, dict[str, Any]] = {}
-    for event_type, payload in EVENT_TYPES.items():
+    for event_type, payload in event_types.items():
         schema = event_class(payload).model_json_schema()
         schema["title"] = f"{payload.__name__}Event"
         properties = schema["properties"]

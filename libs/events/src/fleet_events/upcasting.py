@@ -47,6 +47,17 @@ class UpcasterRegistry:
         clone._steps.update(self._steps)
         return clone
 
+    def readable_versions(self, event_type: str, current: int) -> tuple[int, ...]:
+        """Return the versions of ``event_type`` that decode as version ``current``, oldest first.
+
+        ``current`` itself and every older version joined to it by an unbroken chain of
+        upcasters.
+        """
+        oldest = current
+        while oldest > 1 and (event_type, oldest - 1) in self._steps:
+            oldest -= 1
+        return tuple(range(oldest, current + 1))
+
     def upcast(
         self, event_type: str, data: dict[str, Any], from_version: int, to_version: int
     ) -> dict[str, Any]:

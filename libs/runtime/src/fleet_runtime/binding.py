@@ -92,8 +92,23 @@ class Readiness:
     """Why a worker is or is not ready; read by /readyz and the ready gauge."""
 
     def __init__(self) -> None:
-        self.store_error: str | None = None
+        self._store_errors: dict[str, str] = {}
         self.bound = False
+
+    @property
+    def store_error(self) -> str | None:
+        """The store error of a consumer that is paused on it, if any is."""
+        return next(iter(self._store_errors.values()), None)
+
+    def store_failed(self, consumer: str, error: str) -> bool:
+        """Record that ``consumer`` is paused on a store error; True if it was not before."""
+        first = consumer not in self._store_errors
+        self._store_errors[consumer] = error
+        return first
+
+    def store_recovered(self, consumer: str) -> None:
+        """``consumer`` wrote to its store again."""
+        self._store_errors.pop(consumer, None)
 
     def check(self, nc: NATS) -> tuple[bool, str]:
         """(ready, reason)."""

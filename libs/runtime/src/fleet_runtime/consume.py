@@ -89,7 +89,8 @@ class ConsumerLoop:
         # Two batches requested ahead keep the server busy while a batch is handled; the
         # pull source reads all of them through one subscription, so order is kept.
         self._inflight = inflight
-        self._labels = (worker, subscription.durable)
+        self._labels = (worker, subscription.stream, subscription.durable)
+        self._key = f"{subscription.stream}/{subscription.durable}"
         self.binding: ConsumerBinding | None = None
         self._source: PullSource | None = None
         self._stop = asyncio.Event()
@@ -336,17 +337,26 @@ class ConsumerLoop:
         """Hand a batch to the handler; a store outage is retried here, forever."""
         batch: Batch[Any] = Batch(deliveries, self._sub.durable)
         delay = _STORE_RETRY_FIRST_S
+        # Per loop, not per worker: a worker with several subscriptions shares one
+        # Readiness, and each loop that paused its source must resume it itself.
+        paused = False
         while True:
             started = time.perf_counter()
             try:
                 await self._sub.handler(batch)
             except StoreUnavailable as exc:
                 self._metrics.store_unavailable.labels(*self._labels).inc()
-                if self._readiness.store_error is None:
-                    log.warning("store_unavailable", consumer=self._sub.durable, error=str(exc))
-                self._readiness.store_error = str(exc) or type(exc).__name__
+                error = str(exc) or type(exc).__name__
+                if self._readiness.store_failed(self._key, error):
+                    log.warning(
+                        "store_unavailable",
+                        consumer=self._sub.durable,
+                        stream=self._sub.stream,
+                        error=error,
+                    )
                 if self._source is not None:
                     self._source.pause()
+                paused = True
                 await self._wait_or_stop(delay)
                 delay = min(delay * 2, _STORE_RETRY_MAX_S)
                 continue
@@ -354,9 +364,9 @@ class ConsumerLoop:
                 time.perf_counter() - started
             )
             self._metrics.batch_size.labels(*self._labels).observe(len(deliveries))
-            if self._readiness.store_error is not None:
-                log.info("store_recovered", consumer=self._sub.durable)
-                self._readiness.store_error = None
+            if paused:
+                log.info("store_recovered", consumer=self._sub.durable, stream=self._sub.stream)
+                self._readiness.store_recovered(self._key)
                 if self._source is not None:
                     await self._source.resume()
             return

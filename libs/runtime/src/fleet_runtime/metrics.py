@@ -13,7 +13,7 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        labels = ("worker", "consumer")
+        labels = ("worker", "stream", "consumer")
         self.processed = Counter(
             "fleet_events_processed",
             "Events committed to the store and acked.",

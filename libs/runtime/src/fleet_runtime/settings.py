@@ -57,6 +57,12 @@ class WorkerSettings(BaseSettings):
 S = TypeVar("S", bound=BaseSettings)
 
 
+def _is_secret(cls: type[BaseSettings], name: str) -> bool:
+    """Whether field ``name`` holds a secret (its raw value is never echoed)."""
+    field = cls.model_fields.get(name)
+    return field is not None and "SecretStr" in str(field.annotation)
+
+
 def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build settings from the environment, turning validation errors into one clear message."""
     try:
@@ -67,7 +73,8 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "?"
             env_name = f"{prefix}{name.upper()}"
-            problems.append(f"{env_name}: {err['msg']} (got {err.get('input')!r})")
+            got = "hidden: a secret" if _is_secret(cls, name) else repr(err.get("input"))
+            problems.append(f"{env_name}: {err['msg']} (got {got})")
         raise ConfigError(
             f"invalid settings for {cls.__name__}: " + "; ".join(problems),
             fix="set the named environment variable(s) to a valid value or unset them "

@@ -28,9 +28,16 @@ class WorkerSpec:
     settings_cls: type[BaseSettings]
     run: Callable[[Any, int | None], Coroutine[Any, Any, None]] | None = None
     consumes: tuple[str, ...] = field(default_factory=tuple)
+    publishes: tuple[str, ...] = field(default_factory=tuple)
+    """Event types the worker publishes itself (market-ingest: ``market.candle``); dead
+    letters are not listed: every worker may publish those."""
     dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
     """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
     prepare the store (databases, roles, migrations) and return the worker's own env."""
+    replay: str | Callable[[Any], Awaitable[Any]] | None = None
+    """For `fleet replay`: ``"module:function"`` or the function itself, taking the
+    worker's settings and returning its ``fleet_runtime.replay.ReplayTarget``. A path
+    string keeps the store driver unimported until a replay runs."""
 
     @property
     def implemented(self) -> bool:

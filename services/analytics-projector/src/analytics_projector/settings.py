@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
-from pymongo.errors import InvalidURI
+from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
 from fleet_runtime.settings import WorkerSettings
@@ -39,12 +39,19 @@ class AnalyticsProjectorSettings(WorkerSettings):
         5.0, gt=0, description="Seconds to wait for MongoDB before the worker pauses and retries."
     )
 
+    price_history_1m_days: int = Field(
+        30, ge=1, description="Days a 1m candle stays in price_history (warm tier)."
+    )
+    price_history_wider_days: int = Field(
+        365, ge=1, description="Days a 5m-or-wider candle stays in price_history (warm tier)."
+    )
+
     @field_validator("mongo_url")
     @classmethod
     def _valid_url(cls, value: SecretStr) -> SecretStr:
         try:
             parse_uri(value.get_secret_value(), validate=True)
-        except (InvalidURI, ValueError) as exc:
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
             # The message never repeats the URL: it may carry a password.
             raise ValueError(f"not a MongoDB URL ({exc}); e.g. mongodb://host:27017") from None
         return value

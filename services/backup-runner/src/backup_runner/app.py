@@ -11,6 +11,7 @@ WORKER = WorkerSpec(
     summary="verified backups and archived stream segments",
     settings_cls=BackupRunnerSettings,
     consumes=("ops.backup.requested.>",),
+    publishes=("ops.backup.completed", "ops.backup.failed"),
     # Handlers are not written yet: the CLI reports the worker as not implemented.
     run=None,
 )

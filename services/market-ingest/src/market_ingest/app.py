@@ -82,6 +82,8 @@ WORKER = WorkerSpec(
     summary="live tickers, OHLCV candles and price pub/sub",
     settings_cls=MarketIngestSettings,
     consumes=("market.tick.>",),
+    publishes=("market.candle",),
     run=run,
     dev_setup=dev_setup,
+    replay="market_ingest.replay:open_replay_target",
 )

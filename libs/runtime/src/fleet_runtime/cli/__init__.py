@@ -6,7 +6,17 @@ import sys
 
 import typer
 
-from fleet_runtime.cli import dev_cmd, dlq_cmd, replay_cmd, status_cmd, topology_cmd, worker_cmd
+from fleet_runtime.cli import (
+    contract_cmd,
+    deploy_cmd,
+    dev_cmd,
+    dlq_cmd,
+    publish_cmd,
+    replay_cmd,
+    status_cmd,
+    topology_cmd,
+    worker_cmd,
+)
 from fleet_runtime.errors import UserError
 
 app = typer.Typer(
@@ -22,6 +32,9 @@ app.add_typer(worker_cmd.app, name="worker")
 app.command("replay")(replay_cmd.replay)
 app.add_typer(dlq_cmd.app, name="dlq")
 app.command("status")(status_cmd.status)
+app.add_typer(contract_cmd.app, name="contract")
+app.command("publish")(publish_cmd.publish)
+app.add_typer(deploy_cmd.app, name="deploy")
 
 
 def main() -> None:
