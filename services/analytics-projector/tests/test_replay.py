@@ -134,13 +134,13 @@ async def test_replay_killed_midway_then_dry_runs(isolated_fleet: Fleet, tmp_pat
         async def half_way() -> bool:
             return await shadow_fills() >= 300
 
-        await wait_until(half_way, 120, "the replay half way")
-        os.kill(replay.pid, signal.SIGSTOP)
-        frozen_at = await shadow_fills()
+        await wait_until(half_way, 120, "the replay under way")
+        assert replay.returncode is None, "the kill must land before the replay ends"
         os.kill(replay.pid, signal.SIGKILL)
         await replay.wait()
-        assert frozen_at < 1500, "the kill landed before the swap"
+        # Live untouched: still the corrupted state (bot-3 missing), not a swapped one.
         assert await db.bot_performance.count_documents({}) == before, "live untouched"
+        assert await db.bot_performance.find_one({"_id": "bot-3"}) is None
 
         # The killed replay's lease on the lock runs out within 15 s.
         await wait_until(lambda: lock_free(db), 30, "the killed replay's lock lease ended")

@@ -295,7 +295,7 @@ async def test_indexes_with_their_ttls_and_unique_keys(store: MongoAnalyticsStor
     ttl = {
         f"{coll}.{name}": spec["expireAfterSeconds"]
         for coll in ("price_history", "trading_events")
-        for name, spec in (await db[coll].index_information()).items()
+        for name, spec in (await db.named(coll).index_information()).items()
         if "expireAfterSeconds" in spec
     }
     assert ttl == {
@@ -306,7 +306,7 @@ async def test_indexes_with_their_ttls_and_unique_keys(store: MongoAnalyticsStor
     unique = {
         (coll, name)
         for coll in ("price_history", "bot_performance_daily", "portfolio_snapshots")
-        for name, spec in (await db[coll].index_information()).items()
+        for name, spec in (await db.named(coll).index_information()).items()
         if spec.get("unique")
     }
     assert unique == {
