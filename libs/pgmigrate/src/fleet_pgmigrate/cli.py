@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
+from collections.abc import Callable
 
 import asyncpg
+from pydantic_settings import BaseSettings
+
+from fleet_runtime.errors import UserError
+from fleet_runtime.settings import load_settings
+from fleet_runtime.workers import WorkerCommand
 
 from .runner import MigrationError, applied_versions, load_migrations, migrate
 
@@ -39,26 +46,61 @@ async def _run(dsn: str, schema: str, package: str, check: bool) -> int:
 
 
 def migrate_main(
-    argv: list[str], *, program: str, schema: str, package: str, default_dsn: str | None
+    argv: list[str],
+    *,
+    program: str,
+    schema: str,
+    package: str,
+    default_dsn: str | Callable[[], str | None] | None,
+    dsn_setting: str = "the worker's OWNER_DSN",
 ) -> int:
     """Parse ``migrate [--dsn DSN] [--check]`` and run it; return the exit status."""
     parser = argparse.ArgumentParser(
         prog=f"{program} migrate",
         description=f"Apply pending migrations of PostgreSQL schema {schema} (as an owner role).",
     )
-    parser.add_argument(
-        "--dsn",
-        default=default_dsn,
-        help="owner DSN (default: the worker's OWNER_DSN setting)",
-    )
+    parser.add_argument("--dsn", help=f"owner DSN (default: {dsn_setting})")
     parser.add_argument(
         "--check", action="store_true", help="only list pending migrations; exit 1 if any"
     )
     args = parser.parse_args(argv)
-    if not args.dsn:
-        print(
-            "error: no owner DSN: pass --dsn or set the worker's OWNER_DSN variable",
-            file=sys.stderr,
-        )
+    dsn = args.dsn or (default_dsn() if callable(default_dsn) else default_dsn)
+    if not dsn:
+        print(f"error: no owner DSN: pass --dsn or set {dsn_setting}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(args.dsn, schema, package, args.check))
+    return asyncio.run(_run(dsn, schema, package, args.check))
+
+
+def migrate_command(
+    *, program: str, env_prefix: str, settings_cls: type[BaseSettings], store_module: str
+) -> WorkerCommand:
+    """The ``migrate`` subcommand of a PostgreSQL worker whose store is ``store_module``.
+
+    ``store_module`` provides ``SCHEMA`` and ``MIGRATIONS``; it is imported (with its
+    driver) only when the subcommand runs.
+    """
+
+    def owner_dsn() -> str | None:
+        try:
+            settings = load_settings(settings_cls)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        owner = getattr(settings, "owner_dsn", None)
+        return owner.get_secret_value() if owner is not None else None
+
+    def main(argv: list[str]) -> int:
+        store = importlib.import_module(store_module)
+        return migrate_main(
+            argv,
+            program=program,
+            schema=store.SCHEMA,
+            package=store.MIGRATIONS,
+            default_dsn=owner_dsn,
+            dsn_setting=f"{env_prefix}OWNER_DSN",
+        )
+
+    return WorkerCommand(
+        summary="apply pending schema migrations as the owner role (--check: list them)",
+        main=main,
+    )

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.worker import serve
+from fleet_runtime.workers import WorkerCommand
 
+from .cli import migrate_command
 from .roles import dsn_with, ensure_database
 
 DEV_DATABASE = "tradefleet"
@@ -55,6 +58,17 @@ class PostgresWorker:
     store_module: str
     store_class: str
     handlers_module: str
+
+    def commands(self, settings_cls: type[BaseSettings]) -> dict[str, WorkerCommand]:
+        """The console script's subcommands: ``migrate``."""
+        return {
+            "migrate": migrate_command(
+                program=self.worker,
+                env_prefix=self.env_prefix,
+                settings_cls=settings_cls,
+                store_module=self.store_module,
+            )
+        }
 
     def _store(self) -> Any:
         return importlib.import_module(self.store_module)

@@ -15,6 +15,18 @@ ENTRY_POINT_GROUP = "fleet.workers"
 
 
 @dataclass(frozen=True)
+class WorkerCommand:
+    """A subcommand of a worker's console script (``trade-recorder migrate``).
+
+    ``main(argv)`` gets the arguments after the subcommand's name and returns the exit
+    status; it imports what it needs (a store driver) only when called.
+    """
+
+    summary: str
+    main: Callable[[list[str]], int]
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     """What the runtime and the CLI need to know of a worker, without importing its store driver.
 
@@ -34,6 +46,8 @@ class WorkerSpec:
     dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
     """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
     prepare the store (databases, roles, migrations) and return the worker's own env."""
+    commands: Mapping[str, WorkerCommand] = field(default_factory=dict)
+    """Subcommands of the worker's console script besides running it (e.g. ``migrate``)."""
 
     @property
     def implemented(self) -> bool:

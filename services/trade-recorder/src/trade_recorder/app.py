@@ -22,4 +22,5 @@ WORKER = WorkerSpec(
     consumes=("trade.>",),
     run=POSTGRES_WORKER.run,
     dev_setup=POSTGRES_WORKER.dev_setup,
+    commands=POSTGRES_WORKER.commands(TradeRecorderSettings),
 )

@@ -27,4 +27,4 @@ def run(
     ),
 ) -> None:
     """Run one worker in the foreground until SIGTERM/SIGINT."""
-    worker_main(get_worker(name), partition)
+    worker_main(get_worker(name), partition, argv=())
