@@ -13,6 +13,7 @@ from typing import NoReturn
 from fleet_runtime.errors import StoreUnavailable, UserError
 from fleet_runtime.logs import configure_logging, get_logger
 from fleet_runtime.settings import WorkerSettings, load_settings
+from fleet_runtime.shared_settings import variables_of
 from fleet_runtime.workers import WorkerSpec
 
 EXIT_USER_ERROR = 2
@@ -83,10 +84,10 @@ def _version(spec: WorkerSpec) -> str:
 
 def _settings_epilog(spec: WorkerSpec) -> str:
     """The environment variables the worker reads, for ``--help``."""
-    prefix = str(spec.settings_cls.model_config.get("env_prefix", "")).upper()
-    lines = ["settings (environment variables):"]
+    lines = ["settings (environment variables; a FLEET_ one is the fallback of its setting):"]
     for name, info in spec.settings_cls.model_fields.items():
-        lines.append(f"  {prefix}{name.upper():<24} {info.description or ''}".rstrip())
+        variable = variables_of(spec.settings_cls, name)
+        lines.append(f"  {variable:<40} {info.description or ''}".rstrip())
     return "\n".join(lines)
 
 

@@ -46,7 +46,7 @@ class WorkerSpec:
     dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
     """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
     prepare the store (databases, roles, migrations) and return the worker's own env."""
-    commands: Mapping[str, WorkerCommand] = field(default_factory=dict)
+    commands: Mapping[str, WorkerCommand] = field(default_factory=dict, hash=False, compare=False)
     """Subcommands of the worker's console script besides running it (e.g. ``migrate``)."""
 
     @property
