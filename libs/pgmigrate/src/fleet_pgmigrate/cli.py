@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 from collections.abc import Callable
 
 import asyncpg
-from pydantic_settings import BaseSettings
-
-from fleet_runtime.errors import UserError
-from fleet_runtime.settings import load_settings
-from fleet_runtime.workers import WorkerCommand
 
 from .runner import MigrationError, applied_versions, load_migrations, migrate
 
@@ -69,38 +63,3 @@ def migrate_main(
         print(f"error: no owner DSN: pass --dsn or set {dsn_setting}", file=sys.stderr)
         return 2
     return asyncio.run(_run(dsn, schema, package, args.check))
-
-
-def migrate_command(
-    *, program: str, env_prefix: str, settings_cls: type[BaseSettings], store_module: str
-) -> WorkerCommand:
-    """The ``migrate`` subcommand of a PostgreSQL worker whose store is ``store_module``.
-
-    ``store_module`` provides ``SCHEMA`` and ``MIGRATIONS``; it is imported (with its
-    driver) only when the subcommand runs.
-    """
-
-    def owner_dsn() -> str | None:
-        try:
-            settings = load_settings(settings_cls)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        owner = getattr(settings, "owner_dsn", None)
-        return owner.get_secret_value() if owner is not None else None
-
-    def main(argv: list[str]) -> int:
-        store = importlib.import_module(store_module)
-        return migrate_main(
-            argv,
-            program=program,
-            schema=store.SCHEMA,
-            package=store.MIGRATIONS,
-            default_dsn=owner_dsn,
-            dsn_setting=f"{env_prefix}OWNER_DSN",
-        )
-
-    return WorkerCommand(
-        summary="apply pending schema migrations as the owner role (--check: list them)",
-        main=main,
-    )

@@ -14,16 +14,18 @@ from fleet_runtime.errors import StoreUnavailable, UserError
 from fleet_runtime.logs import configure_logging, get_logger
 from fleet_runtime.settings import WorkerSettings, load_settings
 from fleet_runtime.shared_settings import variables_of
+from fleet_runtime.startup import StartupTimedOut, shown_settings
 from fleet_runtime.workers import WorkerSpec
 
+EXIT_SERVER_UNREACHABLE = 1
 EXIT_USER_ERROR = 2
 EXIT_NOT_IMPLEMENTED = 3
 
 
 def _fail(exc: UserError) -> NoReturn:
-    print(f"error: {exc}", file=sys.stderr)
-    if exc.fix:
-        print(f"fix: {exc.fix}", file=sys.stderr)
+    """One line, the cause then the fix, and exit 2."""
+    fix = f"; fix: {exc.fix}" if exc.fix else ""
+    print(f"error: {exc}{fix}", file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
 
 
@@ -160,12 +162,15 @@ def start_worker(spec: WorkerSpec, partition: int | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_NOT_IMPLEMENTED)
-    log.info("worker_starting", worker=spec.name, settings=repr(settings))
+    log.info("worker_starting", worker=spec.name, settings=shown_settings(settings))
     try:
         if not asyncio.run(_stoppable_start(spec.run(settings, partition))):
             log.info("worker_stopped_before_ready", worker=spec.name)
     except UserError as exc:
         _fail(exc)
+    except StartupTimedOut:
+        # Its `server_unreachable` line is logged already: the last line of the output.
+        sys.exit(EXIT_SERVER_UNREACHABLE)
     except StoreUnavailable as exc:
         # Once consuming, an outage pauses the worker and never escapes; only start-up does.
         _fail(unreachable_at_start(spec, exc))

@@ -51,6 +51,12 @@ class WorkerSettings(BaseSettings):
     shutdown_timeout_s: float = Field(
         25.0, gt=0, description="Deadline to finish and ack the batch in hand on SIGTERM."
     )
+    startup_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long start-up waits for each server (NATS, the store) before it "
+        "gives up with exit code 1.",
+    )
     gc_gen0_threshold: int = Field(
         DEFAULT_GEN0_THRESHOLD,
         ge=0,

@@ -44,7 +44,12 @@ def variable_in_use(cls: type[BaseSettings], field: str) -> str:
 
     Messages name this one, so the operator edits the variable that is actually read.
     """
-    own = own_variable(cls, field)
+    return variable_with_prefix(str(cls.model_config.get("env_prefix", "")), field)
+
+
+def variable_with_prefix(prefix: str, field: str) -> str:
+    """``variable_in_use`` for the settings with env prefix ``prefix`` (``TRADE_RECORDER_``)."""
+    own = f"{prefix.upper()}{field.upper()}"
     shared = shared_variable(field)
     if own not in os.environ and shared is not None and shared in os.environ:
         return shared

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from redis.asyncio import Redis
 
 from fleet_runtime.publisher import EventPublisher
-from fleet_runtime.worker import connect_nats, serve
+from fleet_runtime.worker import serve, worker_nats
 from fleet_runtime.workers import WorkerSpec
 from market_ingest.handlers import DURABLE, TickHandler
 from market_ingest.logic import Rules
@@ -46,7 +46,7 @@ async def run(
     metrics = metrics or MarketIngestMetrics()
     redis = open_redis(settings)
     # `serve` keeps its NATS connection to itself: candles go out on a second one.
-    nc = await connect_nats(settings.nats_url, f"{DURABLE}-candles")
+    nc = await worker_nats(settings, f"{DURABLE}-candles")
     try:
         store = RedisMarketStore(redis, rules_of(settings), metrics=metrics)
         handler = TickHandler(store, EventPublisher(nc.jetstream()), metrics)
