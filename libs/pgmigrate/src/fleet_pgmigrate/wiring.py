@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from fleet_runtime.diagnosis import CheckResult
 from fleet_runtime.errors import ConfigError, StoreUnavailable, UserError
 from fleet_runtime.settings import load_settings
 from fleet_runtime.startup import server_of, startup_timeout, wait_for
@@ -23,6 +24,7 @@ from fleet_runtime.worker import serve
 from fleet_runtime.workers import WorkerCommand
 
 from .cli import migrate_main
+from .diagnosis import diagnose_postgres
 from .roles import dsn_with, ensure_database
 
 DEV_DATABASE = "tradefleet"
@@ -107,6 +109,13 @@ class PostgresWorker:
                 store_module=self.store_module,
             )
         }
+
+    async def diagnose(self, settings: Any) -> list[CheckResult]:
+        """For `fleet doctor`: login, schema and migrations (``fleet_pgmigrate.diagnosis``)."""
+        store_mod = self._store()
+        return await diagnose_postgres(
+            settings, service=self.worker, schema=store_mod.SCHEMA, package=store_mod.MIGRATIONS
+        )
 
     def _store(self) -> Any:
         return importlib.import_module(self.store_module)

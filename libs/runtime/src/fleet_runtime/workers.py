@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic_settings import BaseSettings
 
+from fleet_runtime.diagnosis import StoreDiagnosis
 from fleet_runtime.errors import ConfigError
 
 ENTRY_POINT_GROUP = "fleet.workers"
@@ -48,6 +49,9 @@ class WorkerSpec:
     prepare the store (databases, roles, migrations) and return the worker's own env."""
     commands: Mapping[str, WorkerCommand] = field(default_factory=dict, hash=False, compare=False)
     """Subcommands of the worker's console script besides running it (e.g. ``migrate``)."""
+    diagnose_store: StoreDiagnosis | None = field(default=None, hash=False, compare=False)
+    """For `fleet doctor`: the service's read-only checks of its store (see
+    ``fleet_runtime.diagnosis``); the runtime checks NATS, the topology and the durables."""
 
     @property
     def implemented(self) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 from redis.asyncio import Redis
 
+from fleet_runtime.diagnosis import CheckResult
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.worker import serve, worker_nats
 from fleet_runtime.workers import WorkerSpec
@@ -71,6 +72,13 @@ async def run(
         await redis.aclose()
 
 
+async def diagnose(settings: MarketIngestSettings) -> list[CheckResult]:
+    """For `fleet doctor` (``market_ingest.diagnosis``, imported when asked)."""
+    from market_ingest.diagnosis import diagnose_redis  # noqa: PLC0415 - imports this module
+
+    return await diagnose_redis(settings)
+
+
 async def dev_setup(env: Mapping[str, str]) -> Mapping[str, str]:
     """For `fleet dev up`: point the worker at the launcher's Redis."""
     return {"MARKET_INGEST_REDIS_URL": env["FLEET_REDIS_URL"]}
@@ -85,4 +93,5 @@ WORKER = WorkerSpec(
     publishes=("market.candle",),
     run=run,
     dev_setup=dev_setup,
+    diagnose_store=diagnose,
 )

@@ -22,5 +22,6 @@ WORKER = WorkerSpec(
     consumes=("trade.>",),
     run=POSTGRES_WORKER.run,
     dev_setup=POSTGRES_WORKER.dev_setup,
+    diagnose_store=POSTGRES_WORKER.diagnose,
     commands=POSTGRES_WORKER.commands(TradeRecorderSettings),
 )

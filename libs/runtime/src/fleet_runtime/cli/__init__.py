@@ -11,6 +11,7 @@ from fleet_runtime.cli import (
     deploy_cmd,
     dev_cmd,
     dlq_cmd,
+    doctor_cmd,
     publish_cmd,
     replay_cmd,
     status_cmd,
@@ -35,6 +36,7 @@ app.command("status")(status_cmd.status)
 app.add_typer(contract_cmd.app, name="contract")
 app.command("publish")(publish_cmd.publish)
 app.add_typer(deploy_cmd.app, name="deploy")
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def main() -> None:
