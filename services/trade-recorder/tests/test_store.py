@@ -14,7 +14,7 @@ import pytest
 
 from fleet_events import Event, Side
 from fleet_runtime.errors import StoreUnavailable
-from fleet_runtime.startup import PermanentError
+from fleet_runtime.startup import StartupRefused
 from fleet_testing.batches import Sequencer
 from trade_recorder.store import PostgresTradeStore
 
@@ -323,7 +323,7 @@ async def test_a_database_without_the_schema_is_a_permanent_error_naming_the_fix
 ) -> None:
     opened = await PostgresTradeStore.connect(postgres_database)
     try:
-        with pytest.raises(PermanentError, match="not migrated") as err:
+        with pytest.raises(StartupRefused, match="not migrated") as err:
             await opened.probe()
         assert err.value.fix is not None
         assert "`trade-recorder migrate`" in err.value.fix

@@ -15,7 +15,7 @@ import asyncpg
 
 from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.shared_settings import variable_with_prefix
-from fleet_runtime.startup import PermanentError
+from fleet_runtime.startup import StartupRefused
 
 from .errors import NOT_MIGRATED_ERRORS, TRANSIENT_ERRORS
 
@@ -24,36 +24,36 @@ def _setting(service: str, field: str = "postgres_dsn") -> str:
     return variable_with_prefix(service.replace("-", "_").upper() + "_", field)
 
 
-def refused_login(exc: BaseException, service: str) -> PermanentError | None:
+def refused_login(exc: BaseException, service: str) -> StartupRefused | None:
     """The start-up error for a login PostgreSQL refused for good, or None if it is not one."""
     dsn = _setting(service)
     if isinstance(exc, asyncpg.InvalidPasswordError):
-        return PermanentError(
+        return StartupRefused(
             f"PostgreSQL refused the password of {service}'s role ({exc})",
             fix=f"put the role's password in {dsn}",
         )
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError) and "role" in str(exc):
-        return PermanentError(
+        return StartupRefused(
             f"PostgreSQL has no such login role ({exc})",
             fix="create the roles once per cluster: psql -f deploy/postgres/roles.sql "
             f"(as a superuser; see its header), or correct the user in {dsn}",
         )
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
-        return PermanentError(
+        return StartupRefused(
             f"PostgreSQL refused the login ({exc})",
             fix=f"allow the worker's host and role in pg_hba.conf, or correct {dsn}",
         )
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return PermanentError(
+        return StartupRefused(
             f"PostgreSQL has no such database ({exc})",
             fix=f"create it (deploy/postgres/roles.sql creates tradefleet) or correct {dsn}",
         )
     return None
 
 
-def not_migrated(exc: BaseException, schema: str, service: str) -> PermanentError:
+def not_migrated(exc: BaseException, schema: str, service: str) -> StartupRefused:
     """The start-up error for a schema, table or grant that the migrations create."""
-    return PermanentError(
+    return StartupRefused(
         f"PostgreSQL schema {schema} is not migrated for {service} ({type(exc).__name__}: {exc})",
         fix=f"run `{service} migrate` with {_setting(service, 'owner_dsn')} set to the "
         f"schema owner's DSN (or set {_setting(service, 'migrate_on_start')}=true)",
@@ -117,7 +117,7 @@ async def _create_pool(
 
 
 async def probe_schema(pool: asyncpg.Pool, schema: str, service: str) -> None:
-    """Fail fast if the schema or the grants are missing (``PermanentError``, with the fix).
+    """Fail fast if the schema or the grants are missing (``StartupRefused``, with the fix).
 
     An unreachable server is ``StoreUnavailable``: start-up waits for it.
     """

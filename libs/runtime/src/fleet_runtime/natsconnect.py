@@ -21,7 +21,7 @@ from nats.errors import (
 )
 
 from fleet_runtime.logs import get_logger
-from fleet_runtime.startup import PermanentError, Server, describe, redact, wait_for
+from fleet_runtime.startup import Server, StartupRefused, describe, redact, wait_for
 
 log = get_logger("fleet_runtime.nats")
 
@@ -86,7 +86,7 @@ async def connect_nats(
     """Connect to NATS, waiting for it up to ``timeout_s``; then reconnect forever.
 
     ``server`` names the setting that holds ``url`` in the log lines. A refused
-    authentication is a ``PermanentError`` at once; an unreachable server past the
+    authentication is a ``StartupRefused`` at once; an unreachable server past the
     timeout is ``StartupTimedOut``.
     """
     where = server or Server("NATS", redact(url), "the NATS URL")
@@ -113,7 +113,7 @@ async def connect_nats(
             with contextlib.suppress(Exception):
                 await nc.close()
             if _is_auth_error(failed.cause):
-                raise PermanentError(
+                raise StartupRefused(
                     f"NATS at {where.address} refused the connection: {describe(failed.cause)}",
                     fix=f"put the right user and password (or token) in {where.setting}",
                 ) from None

@@ -5,7 +5,7 @@ removed) and the setting that holds it, so an operator sees at once what to star
 which variable to fix. A server that does not answer within the worker's
 ``STARTUP_TIMEOUT_S`` ends the start-up with the same line (``StartupTimedOut``); an error
 that waiting cannot fix (wrong password, missing role or schema) ends it at once
-(``PermanentError`` with the fix).
+(``StartupRefused`` with the fix).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ STORE_FIELDS = {
 }
 
 
-class PermanentError(UserError):
+class StartupRefused(UserError):
     """A start-up error that waiting cannot fix: the worker stops at once (exit 2)."""
 
 
