@@ -54,7 +54,12 @@ class _Callbacks:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.connected = False
+        self.client: NATS | None = None
         self._outage_reported = False
+
+    def closing(self) -> bool:
+        """Whether the connection is being closed on purpose (drain, close)."""
+        return self.client is not None and (self.client.is_closed or self.client.is_draining)
 
     async def error(self, exc: Exception) -> None:
         if not self.connected:
@@ -68,7 +73,7 @@ class _Callbacks:
         log.warning("nats_error", **self.server.fields(), error=describe(exc))
 
     async def disconnected(self) -> None:
-        if self.connected:
+        if self.connected and not self.closing():
             log.warning("nats_disconnected", **self.server.fields())
 
     async def reconnected(self) -> None:
@@ -119,6 +124,7 @@ async def connect_nats(
                 ) from None
             raise
         callbacks.connected = True
+        callbacks.client = nc
         return nc
 
     return await wait_for(where, attempt, timeout_s=timeout_s, retry_on=(_AttemptFailed, OSError))

@@ -6,7 +6,9 @@ that pulled right away would get newer messages first and, committing them, move
 checkpoint past events it has not seen yet. The guard prevents that:
 
 1. it waits until the orphans are due for redelivery before the first pull (redeliveries
-   are served before new messages, in sequence order);
+   are served before new messages, in sequence order): a first ack wait after the dead
+   process's last delivery (the server's ``last_active``), at most a first ack wait from
+   now (in-progress acks may have pushed some later; those the guard waits for);
 2. it holds any newer message (at most about a batch: the worker stops pulling while it
    holds that many) until every orphan is back, then releases orphans first, sorted;
 3. if orphans are still missing a first backoff after they were due, it asks the server,
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
@@ -103,9 +106,15 @@ class OrphanGuard:
         self.barrier_seq = info.delivered.stream_seq
         first_wait = binding.backoff_s[0] if binding.backoff_s else binding.ack_wait_s
         now = time.monotonic()
-        self.due_at = now + first_wait + 0.25
+        wait = first_wait + 0.25
+        last = info.delivered.last_active
+        if last is not None:
+            # The server's clock: a skew only moves the first pull, the guard still waits.
+            since = (datetime.now(UTC) - last).total_seconds()
+            wait = min(wait, max(wait - since, 0.0))
+        self.due_at = now + wait
         self._wait_s = max(first_wait, 1.0)
-        self._deadline = self.due_at + self._wait_s
+        self._deadline = now + first_wait + 0.25 + self._wait_s
         log.info(
             "orphaned_deliveries",
             consumer=self._durable,

@@ -75,7 +75,16 @@ def discover_workers() -> Mapping[str, WorkerSpec]:
 
 
 def get_worker(name: str) -> WorkerSpec:
-    """The worker called ``name``, or a clear error listing the installed ones."""
+    """The worker called ``name``, or a clear error listing the installed ones.
+
+    Only its own entry point is loaded when the name matches one (each service names its
+    entry point after its worker): starting one worker does not import the others'
+    store drivers.
+    """
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        spec = ep.load()
+        if isinstance(spec, WorkerSpec) and spec.name == name:
+            return spec
     workers = discover_workers()
     try:
         return workers[name]
