@@ -1,12 +1,14 @@
 """Crash recovery of trade-recorder: time from a restart after kill -9 to its first commit.
 
-`./fleetw python -m bench.recovery` (or `.venv/bin/python -m bench.recovery`) loads a backlog
-of fills, runs the worker, kills it with SIGKILL at three points of the backlog and restarts
-it at once each time, and reports per restart the seconds to its first commit (the
-consumer's ack floor moving; the worker acks right after committing) and, for the whole
-run, the seconds from the last restart until everything is acked. It runs the same with
-streams.yaml as it is and with the first backoff at 30s (the value before), and with no
-kill, in one run on fresh servers. Results: bench/results/latest/recovery.{md,json}.
+`.venv/bin/python -m bench.recovery --label NAME [--first-backoff 30s] [--kills 3]` loads a
+backlog of fills on fresh servers, runs the worker, kills it with SIGKILL at evenly spaced
+points of the backlog and restarts it at once each time. It reports per restart the
+seconds from the new process's spawn to its first commit (the consumer's ack floor
+moving; the worker acks right after committing) and the seconds from the last restart
+(or the start) until everything is acked. Each run is stored under its label in
+bench/results/latest/recovery.json, and recovery.md is rewritten from all of them. The
+code measured is the interpreter's (run it with another checkout's venv and
+``PYTHONPATH`` to measure that one).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,7 @@ async def _scenario(
         await limits.load_stream(nc, js, trade_fills(events, 7))
         env = await worker_env(spec, fleet_env, streams_file)
         restarts: list[float] = []
+        spawned: list[float] = []
         with (workdir / "worker.log").open("ab") as log:
             proc = await spawn_worker(WORKER, env, log)
             try:
@@ -78,6 +82,7 @@ async def _scenario(
                     proc.send_signal(signal.SIGKILL)
                     await proc.wait()
                     before = await _acked(js)
+                    spawned.append(time.time())
                     proc = await spawn_worker(WORKER, env, log)
                     restarts.append(await _until(js, before + 1, 300))
                 drain = await _until(js, events, 600)
@@ -86,7 +91,19 @@ async def _scenario(
                     proc.send_signal(signal.SIGTERM)
                     await asyncio.wait_for(proc.wait(), 30)
         await nc.close()
+    orphans, starting = [], []
+    for line in (workdir / "worker.log").read_text().splitlines():
+        if '"orphans_committed"' in line:
+            record = json.loads(line)
+            orphans.append(f"{record['count']} in {record['groups']}")
+        if '"worker_starting"' in line:
+            stamp = json.loads(line)["timestamp"].replace("Z", "+00:00")
+            starting.append(datetime.fromisoformat(stamp).timestamp())
+    # Python start-up and imports: from the spawn to the worker's first log line.
+    imports = [round(t - s, 2) for s, t in zip(spawned, starting[1:], strict=False)]
     return {
+        "orphans_committed_in_transactions": orphans,
+        "of_which_process_start_s": imports,
         "first_backoff": first_backoff or "streams.yaml",
         "kills": kills,
         "events": events,
@@ -101,44 +118,50 @@ def _markdown(runs: list[dict[str, Any]]) -> str:
         "",
         "Backlog of fills in TRADES; SIGKILL at evenly spaced points of it and an immediate "
         "restart; `restart→first commit` is from the new process's spawn to the consumer's "
-        "ack floor moving; `drained` is from the last restart (or the start) until all acked.",
+        "ack floor moving; `drained` is from the last restart (or the start) until all acked; "
+        "`process start` is from the spawn to the worker's first log line (Python start-up "
+        "and imports of `fleet worker run`); the last column is from the restarted workers' "
+        "`orphans_committed` log lines (a worker before growing groups logs none: it "
+        "committed each orphan alone).",
         "",
-        "| first backoff | kills | events | restart→first commit (s) | drained (s) |",
-        "|---|---|---|---|---|",
+        "| run | first backoff | kills | events | restart→first commit (s) | of which "
+        "process start (s) | drained (s) | orphans committed in (transactions) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         firsts = ", ".join(f"{x:.2f}" for x in run["restart_to_first_commit_s"]) or "—"
+        starts = ", ".join(f"{x:.2f}" for x in run.get("of_which_process_start_s", [])) or "—"
         lines.append(
-            f"| {run['first_backoff']} | {run['kills']} | {run['events']} | {firsts} "
-            f"| {run['last_restart_to_drained_s']:.2f} |"
+            f"| {run['label']} | {run['first_backoff']} | {run['kills']} | {run['events']} "
+            f"| {firsts} | {starts} | {run['last_restart_to_drained_s']:.2f} "
+            f"| {', '.join(run.get('orphans_committed_in_transactions', [])) or '—'} |"
         )
     return "\n".join(lines) + "\n"
 
 
-async def _main(events: int, kills: int, before: bool) -> None:
-    runs = []
-    plan: list[tuple[str | None, int]] = [(None, kills), (None, 0)]
-    if before:
-        plan.insert(1, ("30s", kills))
-    for first_backoff, n in plan:
-        workdir = Path(tempfile.mkdtemp(prefix="fleet-recovery-"))
-        runs.append(await _scenario(first_backoff, n, events, workdir))
-        print(json.dumps(runs[-1]))
+async def _main(label: str, first_backoff: str | None, kills: int, events: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="fleet-recovery-"))
+    run = {"label": label, **await _scenario(first_backoff, kills, events, workdir)}
+    print(json.dumps(run))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "recovery.json").write_text(json.dumps(runs, indent=2) + "\n")
+    stored = RESULTS / "recovery.json"
+    runs = json.loads(stored.read_text()) if stored.exists() else []
+    runs = [r for r in runs if r["label"] != label] + [run]
+    stored.write_text(json.dumps(runs, indent=2) + "\n")
     (RESULTS / "recovery.md").write_text(_markdown(runs))
 
 
 def main() -> None:
-    """Parse the options and run the scenarios."""
+    """Parse the options and run one scenario."""
     parser = argparse.ArgumentParser(prog="bench.recovery", description=__doc__)
+    parser.add_argument("--label", required=True, help="name of this run in the results")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument(
-        "--no-before", action="store_true", help="skip the run with the old 30s first backoff"
+        "--first-backoff", help="trade-recorder's first backoff instead of streams.yaml's"
     )
     args = parser.parse_args()
-    asyncio.run(_main(args.events, args.kills, not args.no_before))
+    asyncio.run(_main(args.label, args.first_backoff, args.kills, args.events))
 
 
 if __name__ == "__main__":

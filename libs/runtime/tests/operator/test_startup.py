@@ -204,3 +204,38 @@ async def test_a_missing_migration_names_the_migrate_command(
     line = _one_error_line(proc.stderr)
     assert "schema trading is not migrated" in line
     assert "fix: run `trade-recorder migrate` with TRADE_RECORDER_OWNER_DSN" in line
+
+
+async def test_redis_refusing_the_password_stops_at_once(
+    isolated_fleet: Fleet, tmp_path: Path
+) -> None:
+    await _apply_topology(isolated_fleet.nats.url)
+    port = _free_port()
+    redis = _spawn(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "right",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        dict(os.environ),
+        tmp_path / "redis.log",
+    )  # fmt: skip
+    try:
+
+        def listening() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        await wait_until(listening, 10, "redis-server listening")
+        env = _env(
+            FLEET_NATS_URL=isolated_fleet.nats.url,
+            MARKET_INGEST_STREAMS_FILE=str(REPO / "streams.yaml"),
+            MARKET_INGEST_REDIS_URL=f"redis://:wrong@127.0.0.1:{port}/0",
+            MARKET_INGEST_LOG_FORMAT="json",
+        )
+        proc = await _run([str(BIN / "market-ingest")], env)
+    finally:
+        redis.terminate()
+        redis.wait(10)
+    assert proc.returncode == 2, proc.stderr
+    line = _one_error_line(proc.stderr)
+    assert "Redis refused the credentials" in line
+    assert "fix: put the right password in MARKET_INGEST_REDIS_URL" in line
+    assert ":wrong@" not in proc.stderr
