@@ -239,3 +239,17 @@ async def test_redis_refusing_the_password_stops_at_once(
     assert "Redis refused the credentials" in line
     assert "fix: put the right password in MARKET_INGEST_REDIS_URL" in line
     assert ":wrong@" not in proc.stderr
+
+
+async def test_a_topology_not_applied_names_the_apply_command(isolated_fleet: Fleet) -> None:
+    env = _env(
+        FLEET_NATS_URL=isolated_fleet.nats.url,
+        FLEET_REDIS_URL=isolated_fleet.redis.url,
+        MARKET_INGEST_STREAMS_FILE=str(REPO / "streams.yaml"),
+        MARKET_INGEST_LOG_FORMAT="json",
+    )
+    proc = await _run([str(BIN / "market-ingest")], env)
+    assert proc.returncode == 2, proc.stderr
+    line = _one_error_line(proc.stderr)
+    assert "consumer 'market-ingest' on stream 'MARKET' does not exist" in line
+    assert "run `fleet topology apply`" in line
