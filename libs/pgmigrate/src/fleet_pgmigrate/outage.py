@@ -81,10 +81,14 @@ async def open_pool(
     service: str,
     command_timeout: float = 60.0,
     init: Any = None,
+    search_path: str | None = None,
 ) -> asyncpg.Pool:
     """A small pool (a worker applies one batch at a time per consumer).
 
-    ``init`` runs on every new connection (asyncpg's pool hook).
+    ``init`` runs on every new connection (asyncpg's pool hook). Statements name their
+    tables without a schema and find them through ``search_path`` (default: ``schema``),
+    so the same store code writes into a replay's shadow schema
+    (``fleet_pgmigrate.shadow``).
 
     Every session plans each statement for its actual parameters
     (``plan_cache_mode = force_custom_plan``): asyncpg prepares a statement once per
@@ -93,7 +97,7 @@ async def open_pool(
     scan whole tables and batches would slow down as the tables grow.
     """
     try:
-        pool = await _create_pool(dsn, schema, service, command_timeout, init)
+        pool = await _create_pool(dsn, schema, service, command_timeout, init, search_path)
     except asyncpg.PostgresError as exc:
         refused = refused_login(exc, service)
         if refused is None:
@@ -103,7 +107,12 @@ async def open_pool(
 
 
 async def _create_pool(
-    dsn: str, schema: str, service: str, command_timeout: float, init: Any
+    dsn: str,
+    schema: str,
+    service: str,
+    command_timeout: float,
+    init: Any,
+    search_path: str | None,
 ) -> asyncpg.Pool:
     async with unavailable_on_outage(schema, service):
         return await asyncpg.create_pool(
@@ -112,7 +121,10 @@ async def _create_pool(
             max_size=2,
             command_timeout=command_timeout,
             init=init,
-            server_settings={"plan_cache_mode": "force_custom_plan"},
+            server_settings={
+                "plan_cache_mode": "force_custom_plan",
+                "search_path": search_path or schema,
+            },
         )
 
 

@@ -52,6 +52,10 @@ class WorkerSpec:
     diagnose_store: StoreDiagnosis | None = field(default=None, hash=False, compare=False)
     """For `fleet doctor`: the service's read-only checks of its store (see
     ``fleet_runtime.diagnosis``); the runtime checks NATS, the topology and the durables."""
+    replay: str | Callable[[Any], Awaitable[Any]] | None = None
+    """For `fleet replay`: ``"module:function"`` or the function itself, taking the
+    worker's settings and returning its ``fleet_runtime.replay.ReplayTarget``. A path
+    string keeps the store driver unimported until a replay runs."""
 
     @property
     def implemented(self) -> bool:

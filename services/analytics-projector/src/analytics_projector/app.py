@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 from analytics_projector.diagnosis import diagnose_mongo
 from analytics_projector.handlers import DURABLE, subscriptions
+from analytics_projector.retention import Retention
 from analytics_projector.settings import AnalyticsProjectorSettings
 from analytics_projector.store import MongoAnalyticsStore
 from fleet_runtime.worker import serve
@@ -27,6 +28,7 @@ async def run(
         settings.mongo_url.get_secret_value(),
         settings.mongo_database,
         timeout_s=settings.mongo_timeout_s,
+        retention=Retention(settings.price_history_1m_days, settings.price_history_wider_days),
     )
     try:
         await serve(
@@ -59,4 +61,5 @@ WORKER = WorkerSpec(
     run=run,
     dev_setup=dev_setup,
     diagnose_store=diagnose_mongo,
+    replay="analytics_projector.replay:open_replay_target",
 )

@@ -12,6 +12,10 @@ POSTGRES_WORKER = PostgresWorker(
     store_module="bot_lifecycle.store",
     store_class="PostgresBotStore",
     handlers_module="bot_lifecycle.handlers",
+    partial_refusal=(
+        "a bot's row, deployments and audit versions follow from every event since "
+        "bot.created, so events before the start point are needed"
+    ),
 )
 
 WORKER = WorkerSpec(
@@ -24,4 +28,5 @@ WORKER = WorkerSpec(
     dev_setup=POSTGRES_WORKER.dev_setup,
     diagnose_store=POSTGRES_WORKER.diagnose,
     commands=POSTGRES_WORKER.commands(BotLifecycleSettings),
+    replay=POSTGRES_WORKER.replay_target,
 )

@@ -94,4 +94,5 @@ WORKER = WorkerSpec(
     run=run,
     dev_setup=dev_setup,
     diagnose_store=diagnose,
+    replay="market_ingest.replay:open_replay_target",
 )

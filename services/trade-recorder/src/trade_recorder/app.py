@@ -12,6 +12,10 @@ POSTGRES_WORKER = PostgresWorker(
     store_module="trade_recorder.store",
     store_class="PostgresTradeStore",
     handlers_module="trade_recorder.handlers",
+    partial_refusal=(
+        "positions and orders fold every fill since the order or position opened, so "
+        "events before the start point are needed"
+    ),
 )
 
 WORKER = WorkerSpec(
@@ -24,4 +28,5 @@ WORKER = WorkerSpec(
     dev_setup=POSTGRES_WORKER.dev_setup,
     diagnose_store=POSTGRES_WORKER.diagnose,
     commands=POSTGRES_WORKER.commands(TradeRecorderSettings),
+    replay=POSTGRES_WORKER.replay_target,
 )
