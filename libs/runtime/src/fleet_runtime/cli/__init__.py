@@ -19,6 +19,7 @@ from fleet_runtime.cli import (
     worker_cmd,
 )
 from fleet_runtime.errors import UserError
+from fleet_runtime.startup import StartupTimedOut
 
 app = typer.Typer(
     name="fleet",
@@ -48,3 +49,7 @@ def main() -> None:
         if exc.fix:
             typer.echo(f"fix: {exc.fix}", err=True)
         sys.exit(2)
+    except StartupTimedOut as exc:
+        # A server that never answered: its `server_unreachable` line says which and where.
+        typer.secho(f"error: no answer from {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
