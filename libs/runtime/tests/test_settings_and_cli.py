@@ -170,10 +170,15 @@ async def test_a_store_unreachable_at_start_names_the_setting(isolated_fleet: Fl
         "TRADE_RECORDER_STREAMS_FILE": str(REPO / "streams.yaml"),
         # Nothing listens on port 1.
         "TRADE_RECORDER_POSTGRES_DSN": "postgresql://nobody@127.0.0.1:1/none",
+        "TRADE_RECORDER_STARTUP_TIMEOUT_S": "1",
+        "TRADE_RECORDER_LOG_FORMAT": "json",
     }
     proc = await asyncio.to_thread(run_fleet, "worker", "run", "trade-recorder", env=env)
-    assert proc.returncode == 2, proc.stderr
-    assert "'trade-recorder' cannot reach its store at start-up" in proc.stderr
-    assert "ConnectionRefusedError" in proc.stderr
-    assert "point TRADE_RECORDER_POSTGRES_DSN or TRADE_RECORDER_OWNER_DSN at" in proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    last = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert last["event"] == "server_unreachable"
+    assert last["server"] == "PostgreSQL"
+    assert last["setting"] == "TRADE_RECORDER_POSTGRES_DSN"
+    assert "ConnectionRefusedError" in last["error"]
+    assert "point TRADE_RECORDER_POSTGRES_DSN at a running one" in last["fix"]
     assert "Traceback" not in proc.stderr

@@ -14,6 +14,7 @@ import pytest
 
 from fleet_events import Event, Side
 from fleet_runtime.errors import StoreUnavailable
+from fleet_runtime.startup import StartupRefused
 from fleet_testing.batches import Sequencer
 from trade_recorder.store import PostgresTradeStore
 
@@ -317,13 +318,15 @@ async def test_an_unreachable_server_is_store_unavailable() -> None:
         )
 
 
-async def test_a_database_without_the_schema_is_store_unavailable(
+async def test_a_database_without_the_schema_is_a_permanent_error_naming_the_fix(
     postgres_database: str,
 ) -> None:
     opened = await PostgresTradeStore.connect(postgres_database)
     try:
-        with pytest.raises(StoreUnavailable, match="trade-recorder migrate"):
+        with pytest.raises(StartupRefused, match="not migrated") as err:
             await opened.probe()
+        assert err.value.fix is not None
+        assert "`trade-recorder migrate`" in err.value.fix
     finally:
         await opened.close()
 

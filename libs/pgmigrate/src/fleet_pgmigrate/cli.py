@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 
 import asyncpg
 
@@ -39,26 +40,26 @@ async def _run(dsn: str, schema: str, package: str, check: bool) -> int:
 
 
 def migrate_main(
-    argv: list[str], *, program: str, schema: str, package: str, default_dsn: str | None
+    argv: list[str],
+    *,
+    program: str,
+    schema: str,
+    package: str,
+    default_dsn: str | Callable[[], str | None] | None,
+    dsn_setting: str = "the worker's OWNER_DSN",
 ) -> int:
     """Parse ``migrate [--dsn DSN] [--check]`` and run it; return the exit status."""
     parser = argparse.ArgumentParser(
         prog=f"{program} migrate",
         description=f"Apply pending migrations of PostgreSQL schema {schema} (as an owner role).",
     )
-    parser.add_argument(
-        "--dsn",
-        default=default_dsn,
-        help="owner DSN (default: the worker's OWNER_DSN setting)",
-    )
+    parser.add_argument("--dsn", help=f"owner DSN (default: {dsn_setting})")
     parser.add_argument(
         "--check", action="store_true", help="only list pending migrations; exit 1 if any"
     )
     args = parser.parse_args(argv)
-    if not args.dsn:
-        print(
-            "error: no owner DSN: pass --dsn or set the worker's OWNER_DSN variable",
-            file=sys.stderr,
-        )
+    dsn = args.dsn or (default_dsn() if callable(default_dsn) else default_dsn)
+    if not dsn:
+        print(f"error: no owner DSN: pass --dsn or set {dsn_setting}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(args.dsn, schema, package, args.check))
+    return asyncio.run(_run(dsn, schema, package, args.check))

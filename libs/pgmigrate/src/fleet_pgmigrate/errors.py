@@ -29,4 +29,5 @@ NOT_MIGRATED_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.UndefinedTableError,
     asyncpg.InvalidSchemaNameError,
 )
-"""The schema or a grant is missing: an operator must migrate; the worker waits."""
+"""The schema or a grant is missing: an operator must migrate. At start-up the worker stops
+with the fix (``outage.probe_schema``); once consuming it pauses and retries."""

@@ -14,8 +14,50 @@ from typing import Any
 import asyncpg
 
 from fleet_runtime.errors import StoreUnavailable
+from fleet_runtime.shared_settings import variable_with_prefix
+from fleet_runtime.startup import StartupRefused
 
 from .errors import NOT_MIGRATED_ERRORS, TRANSIENT_ERRORS
+
+
+def _setting(service: str, field: str = "postgres_dsn") -> str:
+    return variable_with_prefix(service.replace("-", "_").upper() + "_", field)
+
+
+def refused_login(exc: BaseException, service: str) -> StartupRefused | None:
+    """The start-up error for a login PostgreSQL refused for good, or None if it is not one."""
+    dsn = _setting(service)
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return StartupRefused(
+            f"PostgreSQL refused the password of {service}'s role ({exc})",
+            fix=f"put the role's password in {dsn}",
+        )
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError) and "role" in str(exc):
+        return StartupRefused(
+            f"PostgreSQL has no such login role ({exc})",
+            fix="create the roles once per cluster: psql -f deploy/postgres/roles.sql "
+            f"(as a superuser; see its header), or correct the user in {dsn}",
+        )
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return StartupRefused(
+            f"PostgreSQL refused the login ({exc})",
+            fix=f"allow the worker's host and role in pg_hba.conf, or correct {dsn}",
+        )
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return StartupRefused(
+            f"PostgreSQL has no such database ({exc})",
+            fix=f"create it (deploy/postgres/roles.sql creates tradefleet) or correct {dsn}",
+        )
+    return None
+
+
+def not_migrated(exc: BaseException, schema: str, service: str) -> StartupRefused:
+    """The start-up error for a schema, table or grant that the migrations create."""
+    return StartupRefused(
+        f"PostgreSQL schema {schema} is not migrated for {service} ({type(exc).__name__}: {exc})",
+        fix=f"run `{service} migrate` with {_setting(service, 'owner_dsn')} set to the "
+        f"schema owner's DSN (or set {_setting(service, 'migrate_on_start')}=true)",
+    )
 
 
 @asynccontextmanager
@@ -54,6 +96,24 @@ async def open_pool(
     would stay until the connection closes, so a batch's ``id = ANY(...)`` lookups would
     scan whole tables and batches would slow down as the tables grow.
     """
+    try:
+        pool = await _create_pool(dsn, schema, service, command_timeout, init, search_path)
+    except asyncpg.PostgresError as exc:
+        refused = refused_login(exc, service)
+        if refused is None:
+            raise
+        raise refused from None
+    return pool
+
+
+async def _create_pool(
+    dsn: str,
+    schema: str,
+    service: str,
+    command_timeout: float,
+    init: Any,
+    search_path: str | None,
+) -> asyncpg.Pool:
     async with unavailable_on_outage(schema, service):
         return await asyncpg.create_pool(
             dsn,
@@ -69,7 +129,15 @@ async def open_pool(
 
 
 async def probe_schema(pool: asyncpg.Pool, schema: str, service: str) -> None:
-    """Fail fast (as ``StoreUnavailable``) if the server, the schema or the grants are missing."""
-    async with unavailable_on_outage(schema, service), pool.acquire() as conn:
-        # The schema name is the service's own constant, never user input.
-        await conn.fetchval(f"SELECT count(*) FROM {schema}.checkpoints")  # noqa: S608
+    """Fail fast if the schema or the grants are missing (``StartupRefused``, with the fix).
+
+    An unreachable server is ``StoreUnavailable``: start-up waits for it.
+    """
+    try:
+        async with unavailable_on_outage(schema, service), pool.acquire() as conn:
+            # The schema name is the service's own constant, never user input.
+            await conn.fetchval(f"SELECT count(*) FROM {schema}.checkpoints")  # noqa: S608
+    except StoreUnavailable as exc:
+        if isinstance(exc.__cause__, NOT_MIGRATED_ERRORS):
+            raise not_migrated(exc.__cause__, schema, service) from None
+        raise

@@ -8,18 +8,61 @@ the worker runs, so listing workers needs no driver.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
-from fleet_runtime.errors import ConfigError
+from fleet_runtime.diagnosis import CheckResult
+from fleet_runtime.errors import ConfigError, StoreUnavailable, UserError
+from fleet_runtime.settings import load_settings
+from fleet_runtime.startup import server_of, startup_timeout, wait_for
 from fleet_runtime.worker import serve
+from fleet_runtime.workers import WorkerCommand
 
+from .cli import migrate_main
+from .diagnosis import diagnose_postgres
 from .roles import dsn_with, ensure_database
 
 DEV_DATABASE = "tradefleet"
+
+
+def migrate_command(
+    *, program: str, env_prefix: str, settings_cls: type[BaseSettings], store_module: str
+) -> WorkerCommand:
+    """The ``migrate`` subcommand of a PostgreSQL worker whose store is ``store_module``.
+
+    ``store_module`` provides ``SCHEMA`` and ``MIGRATIONS``; it is imported (with its
+    driver) only when the subcommand runs.
+    """
+
+    def owner_dsn() -> str | None:
+        try:
+            settings = load_settings(settings_cls)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        owner = getattr(settings, "owner_dsn", None)
+        return owner.get_secret_value() if owner is not None else None
+
+    def main(argv: list[str]) -> int:
+        store = importlib.import_module(store_module)
+        return migrate_main(
+            argv,
+            program=program,
+            schema=store.SCHEMA,
+            package=store.MIGRATIONS,
+            default_dsn=owner_dsn,
+            dsn_setting=f"{env_prefix}OWNER_DSN",
+        )
+
+    return WorkerCommand(
+        summary="apply pending schema migrations as the owner role (--check: list them)",
+        main=main,
+    )
 
 
 class PostgresStore(Protocol):
@@ -58,6 +101,24 @@ class PostgresWorker:
     partial_refusal: str | None = None
     """Why a replay from a later point than the stream's start would be wrong, if it would."""
 
+    def commands(self, settings_cls: type[BaseSettings]) -> dict[str, WorkerCommand]:
+        """The console script's subcommands: ``migrate``."""
+        return {
+            "migrate": migrate_command(
+                program=self.worker,
+                env_prefix=self.env_prefix,
+                settings_cls=settings_cls,
+                store_module=self.store_module,
+            )
+        }
+
+    async def diagnose(self, settings: Any) -> list[CheckResult]:
+        """For `fleet doctor`: login, schema and migrations (``fleet_pgmigrate.diagnosis``)."""
+        store_mod = self._store()
+        return await diagnose_postgres(
+            settings, service=self.worker, schema=store_mod.SCHEMA, package=store_mod.MIGRATIONS
+        )
+
     def _store(self) -> Any:
         return importlib.import_module(self.store_module)
 
@@ -74,7 +135,13 @@ class PostgresWorker:
                 )
             await store_mod.run_migrations(config.owner_dsn.get_secret_value())
         adapter = getattr(store_mod, self.store_class)
-        store: PostgresStore = await adapter.connect(config.postgres_dsn.get_secret_value())
+        dsn = config.postgres_dsn.get_secret_value()
+        store: PostgresStore = await wait_for(
+            server_of(settings, "postgres_dsn", "PostgreSQL"),
+            lambda: adapter.connect(dsn),
+            timeout_s=startup_timeout(settings),
+            retry_on=(StoreUnavailable,),
+        )
         handlers = importlib.import_module(self.handlers_module)
         try:
             await serve(

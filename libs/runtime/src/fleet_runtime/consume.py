@@ -37,7 +37,7 @@ from fleet_runtime.errors import ConsumerMissing, EventRejected, StoreUnavailabl
 from fleet_runtime.exhausted import ExhaustedSweeper
 from fleet_runtime.logs import get_logger
 from fleet_runtime.metrics import WorkerMetrics
-from fleet_runtime.orphans import OrphanGuard
+from fleet_runtime.orphans import OrphanGuard, may_group, orphan_groups
 from fleet_runtime.pull import PullSource
 
 log = get_logger("fleet_runtime.consume")
@@ -193,12 +193,14 @@ class ConsumerLoop:
         return released
 
     async def _recover_orphans(self, released: list[Msg]) -> list[Msg]:
-        """Commit the orphans among ``released`` one at a time; return the rest.
+        """Commit the orphans among ``released`` in small groups; return the rest.
 
         The orphans were held by a process that died, maybe because of one of them. Each
-        is committed and acked alone, so the ones before an event that kills the process
-        are applied and acked, and only that event and the ones after it are delivered
-        again (see ``fleet_runtime.orphans``).
+        group is committed and acked before the next is handled, so the ones before a
+        group that kills the process are applied and acked; groups grow only on the
+        orphans' first return and are single events after that, so the ones before an
+        event that kills the process every time end up applied and only that event and
+        the ones after it are delivered again (see ``fleet_runtime.orphans``).
 
         With AckPolicy.ALL the server ignores an ack whose delivery sequence is not above
         the last one it took, and orphans come back in the order their redelivery fell
@@ -219,17 +221,38 @@ class ConsumerLoop:
         for i in range(len(released) - 1, -1, -1):
             later_low[i] = low
             low = min(low, delivery_seq(released[i].reply))
-        for i, msg in enumerate(released[:cut]):
-            ack = not ack_all or delivery_seq(msg.reply) < later_low[i]
-            await self._process_batch([msg], ack=ack)
-            if ack:
-                # Flushed before the next orphan is handled: if that one kills the
+        orphans = released[:cut]
+        grouped = may_group([ack_position(m.reply)[2] for m in orphans], self.binding.max_deliver)
+        end = 0
+        groups = 0
+        for group in orphan_groups(orphans, grouped=grouped, largest=self._batch_size):
+            end += len(group)
+            groups += 1
+            await self._process_batch(group, ack=False)
+            if ack_all:
+                # Acks every delivery up to its own: only one below all later orphans'.
+                covered = [m for m in group if delivery_seq(m.reply) < later_low[end - 1]]
+                acks = [max(covered, key=lambda m: delivery_seq(m.reply))] if covered else []
+            else:
+                acks = group
+            for msg in acks:
+                if not msg._ackd:
+                    await msg.ack()
+            if acks:
+                # Flushed before the next group is handled: if that one kills the
                 # process, an ack still in the client's buffer would be lost. (A lost ack
                 # costs a redelivery that the checkpoint skips, not an effect.)
                 try:
                     await self._nc.flush()
                 except Exception as exc:
                     log.warning("ack_flush_failed", consumer=self._sub.durable, error=str(exc))
+        log.info(
+            "orphans_committed",
+            consumer=self._sub.durable,
+            count=len(orphans),
+            groups=groups,
+            grouped=grouped,
+        )
         return released[cut:]
 
     async def _process_batch(self, msgs: list[Msg], *, ack: bool = True) -> None:
@@ -442,15 +465,22 @@ class ConsumerLoop:
     async def _heartbeat(self, binding: ConsumerBinding) -> None:
         """Keep held messages from being redelivered while a batch is slow or the store is down."""
         interval = max(binding.shortest_ack_wait_s / 3, 0.2)
+        seen: set[int] = set()
         while True:
             await asyncio.sleep(interval)
             if self._source is None:
                 continue
-            held = [*self._orphans.holding(), *self._source.held()]
+            buffered = self._source.held()
+            # Buffered at the previous beat already: waiting for a while behind slow batches.
+            waiting = [m for m in buffered if id(m) in seen]
+            seen = {id(m) for m in buffered}
+            held = [*self._orphans.holding(), *buffered]
             if self._in_hand and time.monotonic() - self._in_hand_since > interval:
                 held += self._in_hand
             elif not self._orphans.active and self._readiness.store_error is None:
-                continue
+                if not waiting:
+                    continue
+                held = waiting
             for msg in held:
                 if not msg._ackd:
                     await msg.in_progress()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal, cast
 
 import structlog
 
@@ -23,6 +23,27 @@ class _CurrentStderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+_CHATTY_LIBRARIES = ("nats", "asyncio", "pymongo", "asyncpg", "redis")
+
+
+class _ToStructlog(logging.Handler):
+    """Hands the standard library's records (client libraries') to structlog.
+
+    An exception attached to a record becomes an ``error`` field with its class and
+    message: expected network errors carry no traceback into the log.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, object] = {"logger": record.name}
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                fields["error"] = f"{type(exc).__name__}: {exc}"
+            structlog.get_logger().log(record.levelno, record.getMessage(), **fields)
+        except Exception:
+            self.handleError(record)
 
 
 def configure_logging(
@@ -51,13 +72,32 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
     if not _configured:
-        logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")
-    logging.getLogger().setLevel(numeric)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.addHandler(_ToStructlog())
+    root.setLevel(numeric)
+    # Client libraries report every failed reconnect; the runtime reports outages itself.
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     _configured = True
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """A structlog logger carrying ``logger=name`` on every line."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(logger=name)
-    return logger
+    return cast("structlog.typing.FilteringBoundLogger", _NamedLogger(name))
+
+
+class _NamedLogger:
+    """A logger bound to its name at each call, not when created.
+
+    Module-level loggers are created at import, before ``configure_logging``; one bound
+    then would keep structlog's default configuration (console lines on stdout).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(structlog.get_logger().bind(logger=self._name), attr)

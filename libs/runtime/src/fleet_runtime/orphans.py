@@ -6,28 +6,44 @@ that pulled right away would get newer messages first and, committing them, move
 checkpoint past events it has not seen yet. The guard prevents that:
 
 1. it waits until the orphans are due for redelivery before the first pull (redeliveries
-   are served before new messages, in sequence order);
+   are served before new messages, in sequence order): a first ack wait after the dead
+   process's last delivery (the server's ``last_active``), at most a first ack wait from
+   now (in-progress acks may have pushed some later; those the guard waits for);
 2. it holds any newer message (at most about a batch: the worker stops pulling while it
    holds that many) until every orphan is back, then releases orphans first, sorted;
-3. if orphans stay missing past the deadline, it asks the server: while the consumer still
-   counts more pending messages than the worker holds, it keeps waiting; when it does
-   not, the missing ones were given up by the server (max_deliver) and are reported.
+3. if orphans are still missing a first backoff after they were due, it asks the server,
+   and again every first backoff: while the consumer still counts more pending messages
+   than the worker holds, it keeps waiting; when it does not, no missing one will come:
+   the server gave it up (max_deliver), or an instance that was still running (a rolling
+   update) acked it.
 
 Holding few messages also matters for max_deliver: every message handed to a process
 that dies unprocessed uses up one of its deliveries.
 
-The released orphans are then committed one at a time (``ConsumerLoop``): if one of them
-is what killed the previous process (a crash loop), the ones before it are applied and
-acked before it is handled again, and only it and the ones after it use up deliveries
-until the server gives them up (dead-lettered from its advisories). The lowest stream
-sequence among those dead letters is the event that kills the process. (The ones after
-it cannot be kept out: the server redelivers in the order redeliveries fall due, not in
-stream order, so they come back before or with it.)
+The released orphans are then committed in small groups (``ConsumerLoop``, sizes from
+``orphan_groups``): one at a time whenever they came back before (the previous process
+may have died on one of them: a crash loop), so the ones before the killer are applied
+and acked before it is handled again, and only it and the ones after it use up
+deliveries until the server gives them up (dead-lettered from its advisories). The
+lowest stream sequence among those dead letters is the event that kills the process.
+(The ones after it cannot be kept out: the server redelivers in the order redeliveries
+fall due, not in stream order, so they come back before or with it.)
+
+Most crashes are not caused by an event (a deploy's kill, the OOM killer, a lost node),
+and one transaction per orphan makes a slow store take minutes for a thousand of them.
+So orphans back for the first time (delivered twice) are committed in groups of 1, 2,
+4, 8, … events, as long as the consumer allows one more delivery after this one. If a
+group kills the process, everything before the group is committed, and the group and
+the rest come back once more, now delivered three times: one at a time from there, as
+above. The crash-loop guarantee is the same; it costs the events of the killer's group
+that precede it one extra delivery, which max_deliver leaves room for (the condition).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
@@ -36,6 +52,32 @@ from fleet_runtime.binding import ConsumerBinding, ack_position
 from fleet_runtime.logs import get_logger
 
 log = get_logger("fleet_runtime.orphans")
+
+
+FIRST_RETURN = 2
+"""``num_delivered`` of an orphan back for the first time (once to the dead process)."""
+
+
+def may_group(deliveries: Sequence[int], max_deliver: int) -> bool:
+    """Whether orphans with these ``num_delivered`` counts may be committed in groups.
+
+    Only on their first return, and only if a crash now still leaves them one more
+    delivery (``max_deliver`` <= 0: no limit) to be committed one at a time.
+    """
+    if not deliveries or any(d != FIRST_RETURN for d in deliveries):
+        return False
+    return max_deliver <= 0 or max_deliver >= FIRST_RETURN + 1
+
+
+def orphan_groups(msgs: Sequence[Msg], *, grouped: bool, largest: int) -> Iterator[list[Msg]]:
+    """``msgs`` in consecutive groups: of 1, 2, 4, … (at most ``largest``), or all of one."""
+    size = 1
+    start = 0
+    while start < len(msgs):
+        yield list(msgs[start : start + size])
+        start += size
+        if grouped:
+            size = min(size * 2, max(largest, 1))
 
 
 class OrphanGuard:
@@ -64,9 +106,15 @@ class OrphanGuard:
         self.barrier_seq = info.delivered.stream_seq
         first_wait = binding.backoff_s[0] if binding.backoff_s else binding.ack_wait_s
         now = time.monotonic()
-        self.due_at = now + first_wait + 0.25
-        self._wait_s = max(binding.ack_wait_s, *binding.backoff_s, 1.0)
-        self._deadline = now + 2 * self._wait_s + 5.0
+        wait = first_wait + 0.25
+        last = info.delivered.last_active
+        if last is not None:
+            # The server's clock: a skew only moves the first pull, the guard still waits.
+            since = (datetime.now(UTC) - last).total_seconds()
+            wait = min(wait, max(wait - since, 0.0))
+        self.due_at = now + wait
+        self._wait_s = max(first_wait, 1.0)
+        self._deadline = now + first_wait + 0.25 + self._wait_s
         log.info(
             "orphaned_deliveries",
             consumer=self._durable,
@@ -105,13 +153,14 @@ class OrphanGuard:
             if server_pending > held:
                 self._deadline = time.monotonic() + self._wait_s
                 return None
-            log.error(
+            log.warning(
                 "orphans_not_redelivered",
                 consumer=self._durable,
                 expected=self.expected,
                 received=len(self._orphans),
-                note="the server stopped redelivering them (max_deliver); they are "
-                "dead-lettered from its MAX_DELIVERIES advisories (DeliveriesExhausted)",
+                note="the server no longer counts them pending: another instance acked them "
+                "(a rolling update), or the server stopped redelivering them (max_deliver) and "
+                "they are dead-lettered from its MAX_DELIVERIES advisories (DeliveriesExhausted)",
             )
         released = [self._orphans[s] for s in sorted(self._orphans)]
         released += sorted(self._held_after, key=lambda m: ack_position(m.reply)[1])
@@ -122,5 +171,5 @@ class OrphanGuard:
 
     @property
     def past_deadline(self) -> bool:
-        """Whether the wait for missing orphans has run out (the server is asked then)."""
+        """Whether it is time to ask the server about missing orphans."""
         return time.monotonic() >= self._deadline

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.heap import DEFAULT_GEN0_THRESHOLD
+from fleet_runtime.shared_settings import FleetFallbackSource, variable_in_use
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -19,6 +20,8 @@ class WorkerSettings(BaseSettings):
 
     A service subclass sets its own env prefix (``TRADE_RECORDER_``) and adds its store
     settings. Secrets are ``SecretStr`` so they never reach a log line or a repr.
+    Addresses of servers fall back to the fleet-wide ``FLEET_*`` variables
+    (``fleet_runtime.shared_settings``).
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -39,12 +42,20 @@ class WorkerSettings(BaseSettings):
         0, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics (0: any free port)."
     )
     health_host: str = Field("127.0.0.1", description="Address the health server binds to.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
     log_format: LogFormat = Field(
         "auto", description="json, console, or auto (console on a terminal, JSON otherwise)."
     )
     shutdown_timeout_s: float = Field(
         25.0, gt=0, description="Deadline to finish and ack the batch in hand on SIGTERM."
+    )
+    startup_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long start-up waits for each server (NATS, the store) before it "
+        "gives up with exit code 1.",
     )
     gc_gen0_threshold: int = Field(
         DEFAULT_GEN0_THRESHOLD,
@@ -52,6 +63,24 @@ class WorkerSettings(BaseSettings):
         description="Allocations between young garbage collections once the worker is ready "
         "(0: CPython's default, 700); start-up objects are frozen out of collection either way.",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The worker's own variables first, then the fleet-wide ``FLEET_*`` fallbacks."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+            FleetFallbackSource(settings_cls),
+        )
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -68,11 +97,10 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     try:
         return cls(**overrides)
     except ValidationError as exc:
-        prefix = str(cls.model_config.get("env_prefix", "")).upper()
         problems = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "?"
-            env_name = f"{prefix}{name.upper()}"
+            env_name = variable_in_use(cls, name)
             got = "hidden: a secret" if _is_secret(cls, name) else repr(err.get("input"))
             problems.append(f"{env_name}: {err['msg']} (got {got})")
         raise ConfigError(

@@ -7,40 +7,33 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
-import nats
 from nats.aio.client import Client as NATS
 from prometheus_client import CollectorRegistry
 
 from fleet_runtime.consume import ConsumerLoop, Readiness, Subscription
-from fleet_runtime.errors import UserError
+from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.health import HealthServer
 from fleet_runtime.heap import settle_heap
 from fleet_runtime.logs import get_logger
 from fleet_runtime.metrics import WorkerMetrics
+from fleet_runtime.natsconnect import connect_nats
 from fleet_runtime.settings import WorkerSettings
+from fleet_runtime.startup import server_of, startup_timeout, store_server, wait_for
 
 log = get_logger("fleet_runtime.worker")
 
+# Services import the connection from here.
+__all__ = ["connect_nats", "partitioned", "serve", "worker_nats"]
 
-async def connect_nats(url: str, name: str) -> NATS:
-    """Connect to NATS with endless reconnects; an unreachable server is a clear error."""
-    servers = [u.strip() for u in url.split(",") if u.strip()]
-    try:
-        return await nats.connect(
-            servers=servers,
-            name=name,
-            connect_timeout=5,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            allow_reconnect=True,
-            pending_size=64 * 1024 * 1024,
-        )
-    except Exception as exc:
-        raise UserError(
-            f"cannot connect to NATS at {url}: {type(exc).__name__}: {exc}",
-            fix="start nats-server (e.g. `./fleetw dev up`) or point the worker's NATS_URL "
-            "setting at a running server",
-        ) from None
+
+async def worker_nats(settings: WorkerSettings, name: str) -> NATS:
+    """The worker's NATS connection, waited for up to its ``STARTUP_TIMEOUT_S``."""
+    return await connect_nats(
+        settings.nats_url,
+        name,
+        server=server_of(settings, "nats_url", "NATS"),
+        timeout_s=startup_timeout(settings),
+    )
 
 
 def partitioned(subs: Sequence[Subscription], partition: int | None) -> list[Subscription]:
@@ -63,14 +56,15 @@ async def serve(
 ) -> None:
     """Consume every subscription until SIGTERM/SIGINT (or ``stop``), then close cleanly.
 
-    ``store_probe`` is awaited once before consuming so a wrong store address fails fast.
+    ``store_probe`` is awaited before consuming: while it raises ``StoreUnavailable`` the
+    store is waited for (``fleet_runtime.startup``); other errors stop the start-up.
     ``on_ready`` receives the health server's port once everything is bound.
     ``registry`` lets a service put its own metrics on the same /metrics page.
     Once ready it settles the garbage collector for the whole process
     (``fleet_runtime.heap``): a worker owns its process.
     """
     stop = stop or asyncio.Event()
-    nc = await connect_nats(settings.nats_url, worker)
+    nc = await worker_nats(settings, worker)
     js = nc.jetstream()
     metrics = WorkerMetrics(registry)
     readiness = Readiness()
@@ -98,7 +92,15 @@ async def serve(
     try:
         for loop in loops:
             await loop.bind()
-        if store_probe is not None:
+        store = store_server(settings)
+        if store_probe is not None and store is not None:
+            await wait_for(
+                store,
+                store_probe,
+                timeout_s=startup_timeout(settings),
+                retry_on=(StoreUnavailable,),
+            )
+        elif store_probe is not None:
             await store_probe()
         readiness.bound = True
         await health.start()

@@ -9,9 +9,22 @@ from typing import Any
 
 from pydantic_settings import BaseSettings
 
+from fleet_runtime.diagnosis import StoreDiagnosis
 from fleet_runtime.errors import ConfigError
 
 ENTRY_POINT_GROUP = "fleet.workers"
+
+
+@dataclass(frozen=True)
+class WorkerCommand:
+    """A subcommand of a worker's console script (``trade-recorder migrate``).
+
+    ``main(argv)`` gets the arguments after the subcommand's name and returns the exit
+    status; it imports what it needs (a store driver) only when called.
+    """
+
+    summary: str
+    main: Callable[[list[str]], int]
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,11 @@ class WorkerSpec:
     dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
     """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
     prepare the store (databases, roles, migrations) and return the worker's own env."""
+    commands: Mapping[str, WorkerCommand] = field(default_factory=dict, hash=False, compare=False)
+    """Subcommands of the worker's console script besides running it (e.g. ``migrate``)."""
+    diagnose_store: StoreDiagnosis | None = field(default=None, hash=False, compare=False)
+    """For `fleet doctor`: the service's read-only checks of its store (see
+    ``fleet_runtime.diagnosis``); the runtime checks NATS, the topology and the durables."""
     replay: str | Callable[[Any], Awaitable[Any]] | None = None
     """For `fleet replay`: ``"module:function"`` or the function itself, taking the
     worker's settings and returning its ``fleet_runtime.replay.ReplayTarget``. A path
@@ -61,7 +79,16 @@ def discover_workers() -> Mapping[str, WorkerSpec]:
 
 
 def get_worker(name: str) -> WorkerSpec:
-    """The worker called ``name``, or a clear error listing the installed ones."""
+    """The worker called ``name``, or a clear error listing the installed ones.
+
+    Only its own entry point is loaded when the name matches one (each service names its
+    entry point after its worker): starting one worker does not import the others'
+    store drivers.
+    """
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        spec = ep.load()
+        if isinstance(spec, WorkerSpec) and spec.name == name:
+            return spec
     workers = discover_workers()
     try:
         return workers[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
+from analytics_projector.diagnosis import diagnose_mongo
 from analytics_projector.handlers import DURABLE, subscriptions
 from analytics_projector.retention import Retention
 from analytics_projector.settings import AnalyticsProjectorSettings
@@ -59,5 +60,6 @@ WORKER = WorkerSpec(
     consumes=("trade.>", "market.candle.>", "bot.>"),
     run=run,
     dev_setup=dev_setup,
+    diagnose_store=diagnose_mongo,
     replay="analytics_projector.replay:open_replay_target",
 )

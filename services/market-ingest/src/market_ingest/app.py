@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping
 
 from redis.asyncio import Redis
 
+from fleet_runtime.diagnosis import CheckResult
 from fleet_runtime.publisher import EventPublisher
-from fleet_runtime.worker import connect_nats, serve
+from fleet_runtime.worker import serve, worker_nats
 from fleet_runtime.workers import WorkerSpec
 from market_ingest.handlers import DURABLE, TickHandler
 from market_ingest.logic import Rules
@@ -46,7 +47,7 @@ async def run(
     metrics = metrics or MarketIngestMetrics()
     redis = open_redis(settings)
     # `serve` keeps its NATS connection to itself: candles go out on a second one.
-    nc = await connect_nats(settings.nats_url, f"{DURABLE}-candles")
+    nc = await worker_nats(settings, f"{DURABLE}-candles")
     try:
         store = RedisMarketStore(redis, rules_of(settings), metrics=metrics)
         handler = TickHandler(store, EventPublisher(nc.jetstream()), metrics)
@@ -71,6 +72,13 @@ async def run(
         await redis.aclose()
 
 
+async def diagnose(settings: MarketIngestSettings) -> list[CheckResult]:
+    """For `fleet doctor` (``market_ingest.diagnosis``, imported when asked)."""
+    from market_ingest.diagnosis import diagnose_redis  # noqa: PLC0415 - imports this module
+
+    return await diagnose_redis(settings)
+
+
 async def dev_setup(env: Mapping[str, str]) -> Mapping[str, str]:
     """For `fleet dev up`: point the worker at the launcher's Redis."""
     return {"MARKET_INGEST_REDIS_URL": env["FLEET_REDIS_URL"]}
@@ -85,5 +93,6 @@ WORKER = WorkerSpec(
     publishes=("market.candle",),
     run=run,
     dev_setup=dev_setup,
+    diagnose_store=diagnose,
     replay="market_ingest.replay:open_replay_target",
 )

@@ -23,6 +23,8 @@ from redis.asyncio import Redis
 
 from fleet_events import CandleInterval
 from fleet_runtime.errors import StoreUnavailable
+from fleet_runtime.shared_settings import variable_with_prefix
+from fleet_runtime.startup import StartupRefused
 from market_ingest.bars import Bar, epoch_us
 from market_ingest.logic import (
     WINDOW,
@@ -35,6 +37,8 @@ from market_ingest.logic import (
     apply_ticks,
 )
 from market_ingest.metrics import MarketIngestMetrics
+
+PREFIX = "MARKET_INGEST_"
 
 T = TypeVar("T")
 
@@ -167,8 +171,17 @@ class RedisMarketStore:
         return sorted(self._cache)
 
     async def ping(self) -> None:
-        """Fail with ``StoreUnavailable`` unless Redis answers."""
-        await guarded(self._redis.ping)
+        """Fail with ``StoreUnavailable`` unless Redis answers; refused credentials are
+        ``StartupRefused`` (waiting cannot fix them)."""
+        try:
+            await guarded(self._redis.ping)
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, redis_errors.AuthenticationError):
+                raise StartupRefused(
+                    f"Redis refused the credentials ({exc.__cause__})",
+                    fix=f"put the right password in {variable_with_prefix(PREFIX, 'redis_url')}",
+                ) from None
+            raise
 
     async def apply(self, ticks: Mapping[str, Sequence[SeqTick]]) -> list[SymbolWrite]:
         """Apply each symbol's ticks (stream order) atomically with its checkpoint.

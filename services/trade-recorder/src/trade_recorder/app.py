@@ -26,5 +26,7 @@ WORKER = WorkerSpec(
     consumes=("trade.>",),
     run=POSTGRES_WORKER.run,
     dev_setup=POSTGRES_WORKER.dev_setup,
+    diagnose_store=POSTGRES_WORKER.diagnose,
+    commands=POSTGRES_WORKER.commands(TradeRecorderSettings),
     replay=POSTGRES_WORKER.replay_target,
 )

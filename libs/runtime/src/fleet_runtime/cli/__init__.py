@@ -11,6 +11,7 @@ from fleet_runtime.cli import (
     deploy_cmd,
     dev_cmd,
     dlq_cmd,
+    doctor_cmd,
     publish_cmd,
     replay_cmd,
     status_cmd,
@@ -18,6 +19,7 @@ from fleet_runtime.cli import (
     worker_cmd,
 )
 from fleet_runtime.errors import UserError
+from fleet_runtime.startup import StartupTimedOut
 
 app = typer.Typer(
     name="fleet",
@@ -35,6 +37,7 @@ app.command("status")(status_cmd.status)
 app.add_typer(contract_cmd.app, name="contract")
 app.command("publish")(publish_cmd.publish)
 app.add_typer(deploy_cmd.app, name="deploy")
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def main() -> None:
@@ -46,3 +49,7 @@ def main() -> None:
         if exc.fix:
             typer.echo(f"fix: {exc.fix}", err=True)
         sys.exit(2)
+    except StartupTimedOut as exc:
+        # A server that never answered: its `server_unreachable` line says which and where.
+        typer.secho(f"error: no answer from {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)

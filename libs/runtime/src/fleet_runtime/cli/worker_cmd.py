@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from fleet_runtime.entry import worker_main
+from fleet_runtime.settings_table import settings_table, update_readme
 from fleet_runtime.workers import discover_workers, get_worker
 
 app = typer.Typer(help="List and run the fleet's workers.", no_args_is_help=True)
@@ -27,4 +30,19 @@ def run(
     ),
 ) -> None:
     """Run one worker in the foreground until SIGTERM/SIGINT."""
-    worker_main(get_worker(name), partition)
+    worker_main(get_worker(name), partition, argv=())
+
+
+@app.command("settings")
+def settings(
+    readme: Path | None = typer.Option(
+        None, "--readme", help="Rewrite the table between its markers in this file instead."
+    ),
+) -> None:
+    """Print every worker setting as a Markdown table (variable, fallback, default, what)."""
+    workers = discover_workers()
+    if readme is None:
+        typer.echo(settings_table(workers), nl=False)
+        return
+    changed = update_readme(readme, workers)
+    typer.echo(f"{readme}: {'table updated' if changed else 'table already current'}")

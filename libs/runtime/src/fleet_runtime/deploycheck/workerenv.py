@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
 from fleet_runtime.deploycheck.findings import Report
+from fleet_runtime.shared_settings import is_fleet_variable, shared_variable
 from fleet_runtime.workers import WorkerSpec
 
 # Set in every deployment: the defaults bind to loopback, pick a random port or read
@@ -118,8 +119,19 @@ def check_worker_env(
     prefix = env_prefix(cls)
     known = [f"{prefix}{name.upper()}" for name in cls.model_fields]
     secrets = secret_settings(cls)
+    shared = {v: f for f in cls.model_fields if (v := shared_variable(f)) is not None}
     for variable in sorted(env):
-        if not variable.startswith(prefix):
+        if variable in shared:
+            if shared[variable] in secrets and is_literal_secret(variable):
+                report.problem(
+                    where,
+                    f"writes the credential {variable} into the file",
+                    fix="take it from the environment / a Secret instead of committing it",
+                )
+        elif is_fleet_variable(variable):
+            # A fleet-wide environment file sets every server's; this worker needs some.
+            continue
+        elif not variable.startswith(prefix):
             report.problem(
                 where,
                 f"sets {variable}, which {spec.name} does not read (its settings use the "
@@ -140,7 +152,7 @@ def check_worker_env(
             )
     for name in required_settings(cls):
         variable = f"{prefix}{name.upper()}"
-        if variable not in env:
+        if variable not in env and shared_variable(name) not in env:
             report.problem(
                 where,
                 f"does not set {variable}: {spec.name} would use its development default",
@@ -159,7 +171,7 @@ def check_worker_env(
             f"{prefix}HEALTH_PORT=0 picks a random port that no probe can know",
             fix=f"set a fixed port (e.g. {HEALTH_PORT_DEFAULT})",
         )
-    with _only_environment({k: v for k, v in env.items() if k in known}):
+    with _only_environment({k: v for k, v in env.items() if k in known or k in shared}):
         try:
             cls()
         except ValidationError as exc:

@@ -28,6 +28,8 @@ from pymongo.uri_parser import parse_uri
 from fleet_runtime.delivery import Batch
 from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.logs import get_logger
+from fleet_runtime.shared_settings import variable_with_prefix
+from fleet_runtime.startup import StartupRefused
 
 log = get_logger("analytics_projector.store")
 
@@ -134,6 +136,11 @@ def checkpoint_id(stream: str, checkpoint: str) -> str:
     return f"{stream}/{checkpoint}"
 
 
+# MongoDB's codes for a refused login and a missing privilege.
+_AUTH_FAILED = 18
+_UNAUTHORIZED = 13
+
+
 def _unavailable(exc: PyMongoError) -> StoreUnavailable:
     return StoreUnavailable(f"MongoDB: {type(exc).__name__}: {exc}")
 
@@ -188,6 +195,15 @@ class MongoFrame:
             await self.end_stale_sessions()
         except ConnectionFailure as exc:
             raise _unavailable(exc) from None
+        except OperationFailure as exc:
+            if exc.code in (_AUTH_FAILED, _UNAUTHORIZED):
+                # Waiting cannot fix credentials or a missing role: stop with the fix.
+                setting = variable_with_prefix("ANALYTICS_PROJECTOR_", "mongo_url")
+                raise StartupRefused(
+                    f"MongoDB refused the worker's user ({exc.code}: {exc.details or exc})",
+                    fix=f"put the user and password of deploy/mongo/initdb in {setting}",
+                ) from None
+            raise
 
     async def create_indexes(self) -> None:
         """Create every collection's indexes (creating an existing one is a no-op)."""
