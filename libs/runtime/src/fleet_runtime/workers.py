@@ -34,6 +34,9 @@ class WorkerSpec:
     dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
     """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
     prepare the store (databases, roles, migrations) and return the worker's own env."""
+    commands: Callable[[], Any] | None = None
+    """The worker's operator commands: returns a ``typer.Typer`` that `fleet` mounts under
+    a group of its own (`fleet backup`), loaded only when that group runs."""
 
     @property
     def implemented(self) -> bool:

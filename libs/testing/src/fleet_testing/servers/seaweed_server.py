@@ -80,6 +80,10 @@ class SeaweedS3Server(S3Server):
             "-ip", self.host, "-ip.bind", self.host,
             "-master.port", str(master), "-master.port.grpc", str(master_grpc),
             "-master.telemetry=false",
+            # Each bucket is a collection with volumes of its own: with the default 30 GB
+            # volume limit the automatic volume count is a handful and the next bucket's
+            # writes fail ("no free volumes left"). Small sparse volumes, many of them.
+            "-master.volumeSizeLimitMB", "64", "-volume.max", "1000",
             "-volume.port", str(volume), "-volume.port.grpc", str(volume_grpc),
             "-volume.preStopSeconds", "0",
             "-filer.port", str(filer), "-filer.port.grpc", str(filer_grpc),

@@ -1,0 +1,102 @@
+"""`fleet backup list | show ID | verify ID`: read manifests and check objects in S3."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from backup_runner.app import object_store
+from backup_runner.manifest import Manifest, list_manifests, read_manifest, verify_object
+from backup_runner.objects import MinioObjectStore, ObjectMissing
+from backup_runner.settings import BackupRunnerSettings
+from fleet_runtime.errors import StoreUnavailable, UserError
+from fleet_runtime.settings import load_settings
+
+app = typer.Typer(
+    help="Backups in S3 (settings from the BACKUP_RUNNER_* environment).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+IdArgument = Annotated[str, typer.Argument(help="Backup id (see `fleet backup list`).")]
+
+
+def _store() -> MinioObjectStore:
+    return object_store(load_settings(BackupRunnerSettings))
+
+
+def _unreachable(exc: StoreUnavailable) -> UserError:
+    return UserError(
+        str(exc),
+        fix="check BACKUP_RUNNER_S3_ENDPOINT, BACKUP_RUNNER_S3_ACCESS_KEY/SECRET_KEY and "
+        "BACKUP_RUNNER_S3_BUCKET",
+    )
+
+
+def _manifest(store: MinioObjectStore, backup_id: str) -> Manifest:
+    try:
+        return read_manifest(store, backup_id)
+    except ObjectMissing:
+        raise UserError(
+            f"no backup {backup_id!r} in bucket {store.bucket} (no manifest: an interrupted "
+            "run is not a backup)",
+            fix="pick an id from `fleet backup list`",
+        ) from None
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """One line per backup that has a manifest, oldest first."""
+    store = _store()
+    try:
+        manifests = list_manifests(store)
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
+    if not manifests:
+        typer.echo(f"no backups in bucket {store.bucket}")
+        return
+    typer.echo(
+        f"{'BACKUP ID':<36}  {'TARGET':<9}  {'SCOPE':<12}  {'OBJECTS':>7}  "
+        f"{'BYTES':>12}  FINISHED (UTC)"
+    )
+    for m in manifests:
+        typer.echo(
+            f"{m.backup_id:<36}  {m.target:<9}  {m.scope or 'all':<12}  {len(m.objects):>7}  "
+            f"{m.size_bytes:>12}  {m.finished_at:%Y-%m-%d %H:%M:%S}" + ("  GAPS" if m.gaps else "")
+        )
+
+
+@app.command("show")
+def show_cmd(backup_id: IdArgument) -> None:
+    """The manifest of one backup: objects, positions, tool versions, gaps."""
+    typer.echo(_manifest(_store(), backup_id).to_bytes().decode())
+
+
+@app.command("verify")
+def verify_cmd(backup_id: IdArgument) -> None:
+    """Re-read every object of a backup and check its size and sha256; exit 1 on a mismatch."""
+    store = _store()
+    manifest = _manifest(store, backup_id)
+    problems = []
+    with typer.progressbar(manifest.objects, label=f"verifying {backup_id}", file=None) as bar:
+        for entry in bar:
+            try:
+                problem = verify_object(store, entry)
+            except StoreUnavailable as exc:
+                raise _unreachable(exc) from None
+            if problem is not None:
+                problems.append(problem)
+    for gap in manifest.gaps:
+        typer.echo(f"gap: {gap}")
+    if problems:
+        for problem in problems:
+            typer.secho(f"CORRUPT {problem}", fg=typer.colors.RED, err=True)
+        typer.echo(f"backup {backup_id}: {len(problems)} of {len(manifest.objects)} objects fail")
+        raise typer.Exit(1)
+    typer.echo(
+        f"backup {backup_id}: {len(manifest.objects)} objects verified "
+        f"({manifest.size_bytes} bytes)"
+    )
