@@ -28,6 +28,8 @@ from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
 from fleet_testing.servers import NatsServer, PostgresServer
 
+from .conftest import settings_env
+
 
 @pytest.fixture
 async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
@@ -46,14 +48,7 @@ async def fleet_backup(
     settings: BackupRunnerSettings, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """Run `fleet backup ARGS` with the settings in the environment."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-        env[f"BACKUP_RUNNER_{name.upper()}"] = (
-            json.dumps(raw) if isinstance(raw, list) else str(raw)
-        )
+    env = {**os.environ, **settings_env(settings)}
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "fleet_runtime.cli", "backup", *args],
