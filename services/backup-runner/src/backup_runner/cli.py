@@ -1,14 +1,18 @@
-"""`fleet backup list | show ID | verify ID`: read manifests and check objects in S3."""
+"""`fleet backup list | show ID | verify ID | restore ID --into URL`: backups in S3."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from backup_runner.app import object_store
+from backup_runner.errors import BackupRefused
 from backup_runner.manifest import Manifest, list_manifests, read_manifest, verify_object
 from backup_runner.objects import MinioObjectStore, ObjectMissing
+from backup_runner.restore import restore_postgres
+from backup_runner.runner import find_pg_dump
 from backup_runner.settings import BackupRunnerSettings
 from fleet_runtime.errors import StoreUnavailable, UserError
 from fleet_runtime.settings import load_settings
@@ -99,4 +103,37 @@ def verify_cmd(backup_id: IdArgument) -> None:
     typer.echo(
         f"backup {backup_id}: {len(manifest.objects)} objects verified "
         f"({manifest.size_bytes} bytes)"
+    )
+
+
+@app.command("restore")
+def restore_cmd(
+    backup_id: IdArgument,
+    into: Annotated[
+        str, typer.Option("--into", help="PostgreSQL URL of the database to load into.")
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Load into a non-empty database (replaces schemas).")
+    ] = False,
+) -> None:
+    """Load a postgres backup into an empty database (digests checked before loading)."""
+    settings = load_settings(BackupRunnerSettings)
+    store = object_store(settings)
+    manifest = _manifest(store, backup_id)
+    try:
+        pg_restore = str(Path(find_pg_dump(settings.pg_bin_dir)).with_name("pg_restore"))
+    except BackupRefused as exc:
+        raise UserError(str(exc), fix="set BACKUP_RUNNER_PG_BIN_DIR") from None
+    try:
+        done = restore_postgres(manifest, store, dsn=into, pg_restore=pg_restore, force=force)
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
+    typer.echo(
+        f"restored backup {backup_id}: schemas {', '.join(done.schemas)} ({done.bytes} bytes)"
+    )
+    for name, rows in sorted(manifest.positions.items()):
+        typer.echo(f"  {name}: {rows}")
+    typer.echo(
+        "catch up: the restored checkpoints above are the stream positions the data reflects; "
+        "replay each worker's stream from there (`fleet replay WORKER`) before serving reads."
     )
