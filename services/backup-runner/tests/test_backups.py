@@ -14,18 +14,22 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import nats
 import pytest
 import zstandard
 from bson import json_util
 from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
+from pydantic import SecretStr
 
 from backup_runner.errors import BackupRefused
 from backup_runner.manifest import manifest_key, read_manifest
 from backup_runner.objects import MinioObjectStore
+from backup_runner.reader_role import READER_ROLE, ensure_reader_role
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
+from fleet_pgmigrate.roles import dsn_with
 from fleet_testing.servers import NatsServer, PostgresServer
 
 from .conftest import settings_env
@@ -195,3 +199,28 @@ async def test_unknown_scope_is_refused_before_anything_is_written(
         await runner.run(request("redis"))
     store.ensure_bucket()
     assert store.keys("backups/") == []
+
+
+async def test_postgres_backup_runs_as_a_role_that_reads_everything_and_writes_nothing(
+    settings: BackupRunnerSettings,
+    store: MinioObjectStore,
+    js: JetStreamContext,
+    postgres_server: PostgresServer,
+    worker_database: str,
+) -> None:
+    await ensure_reader_role(postgres_server.dsn())
+    reader = dsn_with(worker_database, user=READER_ROLE)
+    as_reader = settings.model_copy(update={"postgres_dsn": SecretStr(reader)})
+    wanted = request("postgres", "trading")
+
+    done = await BackupRunner(as_reader, store, js).run(wanted)
+
+    assert [o.key.rsplit("/", 1)[1] for o in done.manifest.objects] == ["trading.dump"]
+    assert done.manifest.positions["postgres.trading.checkpoints"][0]["seq"] == 41
+    conn = await asyncpg.connect(reader)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM trading.items") == 500
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("INSERT INTO trading.items VALUES (9999, 1)")
+    finally:
+        await conn.close()

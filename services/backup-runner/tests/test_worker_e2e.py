@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from fleet_events import BackupRequested, BackupTarget, new_event
 from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.topology import apply, load_topology
-from fleet_testing import Fleet
+from fleet_testing import Fleet, free_port
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
 from fleet_testing.workerprocs import kill_leftovers, start_worker
@@ -60,11 +61,13 @@ class Scene:
             segment_max_messages=1,
         )
         self.store: MinioObjectStore = object_store(self.settings)
+        self.health_port = free_port()
         self.env = {
             **os.environ,
             **settings_env(self.settings),
             "BACKUP_RUNNER_STREAMS_FILE": str(topology_file(tmp_path)),
             "BACKUP_RUNNER_LOG_FORMAT": "json",
+            "BACKUP_RUNNER_HEALTH_PORT": str(self.health_port),
         }
         self.workers: list[subprocess.Popen[bytes]] = []
 
@@ -108,6 +111,18 @@ class Scene:
     async def settled(self) -> bool:
         info = await self.js.consumer_info("OPS", WORKER)
         return not info.num_pending and not info.num_ack_pending
+
+    def metric(self, line_start: str) -> float | None:
+        """The value of the first /metrics line starting with ``line_start``, or None."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/metrics") as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(line_start):
+                return float(line.rsplit(" ", 1)[1])
+        return None
 
     def segments(self) -> int:
         """How many BOTS segments the archive holds (0 before the bucket exists)."""
@@ -159,6 +174,8 @@ async def test_unknown_target_or_scope_gets_a_failed_event_and_is_acked(scene: S
     assert scope["reason"] == "unknown stream 'MARKETZ' (known: BOTS)"
     await wait_until(scene.settled, 10, "both requests acked")
     assert not scene.manifest_exists("bad-scope")
+    assert scene.metric('fleet_backup_failures_total{target="unknown"}') == 1
+    assert scene.metric('fleet_backup_failures_total{target="stream"}') == 1
 
 
 async def test_kill_9_mid_backup_leaves_no_manifest_and_the_redelivery_completes(
@@ -177,6 +194,8 @@ async def test_kill_9_mid_backup_leaves_no_manifest_and_the_redelivery_completes
     scene.start()
     await wait_until(lambda: scene.outcome("completed", "killed"), 90, "completed after restart")
     await wait_until(scene.settled, 10, "request acked")
+    assert (scene.metric('fleet_backup_last_success_timestamp_seconds{target="stream"}') or 0) > 0
+    assert scene.metric("fleet_backup_archive_gaps") == 0
     manifest = read_manifest(scene.store, "killed")
     assert manifest.positions["stream.BOTS"]["archived_through"] == 150
     ranges = archived_ranges(scene.store, "BOTS")

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import asyncpg
-
 from backup_runner.handlers import DURABLE, subscriptions
+from backup_runner.metrics import BackupMetrics
 from backup_runner.objects import MinioObjectStore
+from backup_runner.reader_role import READER_ROLE, ensure_reader_role
 from backup_runner.runner import BackupRunner
 from backup_runner.settings import BackupRunnerSettings
 from fleet_pgmigrate.roles import dsn_with, ensure_database
@@ -19,7 +19,6 @@ from fleet_runtime.workers import WorkerSpec
 
 DEV_DATABASE = "tradefleet"
 DEV_MONGO_DATABASE = "tradefleet_analytics"
-READER_ROLE = "backup_runner"
 
 
 def object_store(settings: BackupRunnerSettings) -> MinioObjectStore:
@@ -49,10 +48,12 @@ async def run(
     try:
         js = nc.jetstream()
         runner = BackupRunner(settings, store, js)
+        metrics = BackupMetrics()
         await serve(
             worker=DURABLE,
             settings=settings,
-            subscriptions=subscriptions(runner, EventPublisher(js)),
+            subscriptions=subscriptions(runner, EventPublisher(js), metrics),
+            registry=metrics.registry,
             store_probe=lambda: asyncio.to_thread(store.ensure_bucket),
             partition=partition,
             stop=stop,
@@ -66,15 +67,7 @@ async def dev_setup(env: Mapping[str, str]) -> Mapping[str, str]:
     """For `fleet dev up`: the launcher's S3, a read-only PostgreSQL role, its MongoDB."""
     admin = env["FLEET_POSTGRES_DSN"]
     await ensure_database(admin, DEV_DATABASE)
-    conn: Any = await asyncpg.connect(admin)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", READER_ROLE)
-        if not exists:
-            await conn.execute(f"CREATE ROLE {READER_ROLE} LOGIN")
-        # Reads every table, writes none: a backup cannot change what it copies.
-        await conn.execute(f"GRANT pg_read_all_data TO {READER_ROLE}")
-    finally:
-        await conn.close()
+    await ensure_reader_role(admin)
     found = {
         "BACKUP_RUNNER_S3_ENDPOINT": env["FLEET_S3_ENDPOINT"],
         "BACKUP_RUNNER_S3_ACCESS_KEY": env["FLEET_S3_ACCESS_KEY"],

@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from backup_runner.errors import BackupRefused
+from backup_runner.metrics import BackupMetrics
 from backup_runner.runner import BackupRequest, BackupRunner
 from fleet_events import (
     OPS_STREAM,
@@ -75,7 +76,9 @@ def decode_request(raw: bytes) -> Event[Any] | UnreadableRequest:
     return event
 
 
-def subscriptions(runner: BackupRunner, publisher: EventPublisher) -> list[Subscription]:
+def subscriptions(
+    runner: BackupRunner, publisher: EventPublisher, metrics: BackupMetrics
+) -> list[Subscription]:
     """The worker's one subscription: backup requests, bound to ``runner``."""
     announced: set[str] = set()
 
@@ -95,6 +98,7 @@ def subscriptions(runner: BackupRunner, publisher: EventPublisher) -> list[Subsc
             backup_id=backup_id, target=target, reason=reason[:2000], retrying=retrying or None
         )
         await publisher.publish(new_event(payload, source=SOURCE, causation_id=request.id))
+        metrics.failed(target.value if target else None)
         log.warning("backup_failed", backup_id=backup_id, reason=reason, retrying=retrying)
 
     async def handle(request: Event[Any] | UnreadableRequest) -> None:
@@ -131,6 +135,12 @@ def subscriptions(runner: BackupRunner, publisher: EventPublisher) -> list[Subsc
             gaps=manifest.gaps or None,
         )
         await publisher.publish(new_event(completed, source=SOURCE, causation_id=request.id))
+        metrics.completed(
+            wanted.target,
+            manifest.size_bytes,
+            done.duration_s,
+            len(manifest.gaps) if wanted.target == "stream" else None,
+        )
         log.info(
             "backup_completed",
             backup_id=data.backup_id,
