@@ -236,3 +236,29 @@ async def test_s3_stopped_mid_backup_gets_a_failed_event_then_the_backup_complet
     assert completed["object_key"] == manifest_key("outage")
     manifest = read_manifest(scene.store, "outage")
     assert manifest.positions["stream.BOTS"]["archived_through"] == 120
+
+
+async def test_the_schedule_requests_a_backup_per_slot_through_the_stream(scene: Scene) -> None:
+    await publish_bots(scene.js, 3)
+    scene.env["BACKUP_RUNNER_SCHEDULE_EVERY_S"] = "2"
+    scene.env["BACKUP_RUNNER_SCHEDULE_TARGETS"] = '["stream"]'
+    scene.start()
+
+    async def subjects(verb: str) -> list[str]:
+        info = await scene.js.stream_info("OPS", subjects_filter=f"ops.backup.{verb}.>")
+        return sorted(info.state.subjects or {})
+
+    async def two_completed() -> bool:
+        return len(await subjects("completed")) >= 2
+
+    await wait_until(two_completed, 60, "two scheduled backups completed")
+    requested = await subjects("requested")
+    completed = await subjects("completed")
+    assert all(s.startswith("ops.backup.requested.sched-stream-") for s in requested)
+    # One request per slot (never two for the same id), each with its outcome.
+    assert {s.rsplit(".", 1)[1] for s in completed} <= {s.rsplit(".", 1)[1] for s in requested}
+    info = await scene.js.stream_info("OPS", subjects_filter="ops.backup.requested.>")
+    assert all(n == 1 for n in (info.state.subjects or {}).values())
+    first = read_manifest(scene.store, completed[0].rsplit(".", 1)[1])
+    assert first.requested_by == "schedule"
+    assert first.positions["stream.BOTS"]["archived_through"] == 3

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from backup_runner.handlers import DURABLE, subscriptions
+from backup_runner.handlers import DURABLE, publish_schedule, subscriptions
 from backup_runner.metrics import BackupMetrics
 from backup_runner.objects import MinioObjectStore
 from backup_runner.reader_role import READER_ROLE, ensure_reader_role
@@ -45,10 +45,19 @@ async def run(
     store = object_store(settings)
     # `serve` keeps its NATS connection to itself: outcomes and stream reads use a second.
     nc = await connect_nats(settings.nats_url, f"{DURABLE}-work")
+    schedule: asyncio.Task[None] | None = None
     try:
         js = nc.jetstream()
         runner = BackupRunner(settings, store, js)
         metrics = BackupMetrics()
+        stop = stop or asyncio.Event()
+        if settings.schedule_every_s:
+            schedule = asyncio.create_task(
+                publish_schedule(
+                    js, list(settings.schedule_targets), settings.schedule_every_s, stop
+                ),
+                name="backup-schedule",
+            )
         await serve(
             worker=DURABLE,
             settings=settings,
@@ -60,6 +69,8 @@ async def run(
             on_ready=on_ready,
         )
     finally:
+        if schedule is not None:
+            schedule.cancel()
         await nc.drain()
 
 

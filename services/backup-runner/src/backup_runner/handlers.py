@@ -1,7 +1,8 @@
 """The only place backup-runner subscribes and publishes: OPS requests -> backups -> outcomes.
 
 Consumes ``ops.backup.requested.<id>`` (durable backup-runner, one at a time); produces
-``ops.backup.completed.<id>`` or ``ops.backup.failed.<id>``.
+``ops.backup.completed.<id>`` or ``ops.backup.failed.<id>``, and, when a schedule is set,
+``ops.backup.requested.sched-<target>-<slot>``.
 
 A request the runner cannot carry out (unknown target or scope, a dump that fails on the
 data) gets a failed event with the reason and is acked. An unreachable store (S3,
@@ -12,14 +13,22 @@ only by a run that completes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+
+import nats.js.errors
+from nats.js.client import JetStreamContext
 
 from backup_runner.errors import BackupRefused
 from backup_runner.metrics import BackupMetrics
 from backup_runner.runner import BackupRequest, BackupRunner
+from backup_runner.schedule import scheduled_id, slot_start
 from fleet_events import (
     OPS_STREAM,
     BackupCompleted,
@@ -29,7 +38,9 @@ from fleet_events import (
     DecodeError,
     Event,
     decode,
+    encode,
     new_event,
+    subject_for,
 )
 from fleet_runtime.consume import Subscription
 from fleet_runtime.delivery import Batch
@@ -158,3 +169,43 @@ def subscriptions(
     return [
         Subscription(stream=OPS_STREAM, durable=DURABLE, handler=on_requests, decode=decode_request)
     ]
+
+
+async def publish_schedule(
+    js: JetStreamContext, targets: list[str], every_s: float, stop: asyncio.Event
+) -> None:
+    """Request a backup of each of ``targets`` once per slot of ``every_s`` seconds.
+
+    The schedule goes through the stream like any request, so each scheduled backup has
+    the same audit trail (requested, then completed or failed).
+    """
+    publisher = EventPublisher(js)
+    while not stop.is_set():
+        start = slot_start(datetime.now(UTC), every_s)
+        try:
+            for target in targets:
+                await _request_slot(js, publisher, target, start)
+        except Exception as exc:
+            # NATS unreachable: the next pass (at the latest the next slot) tries again.
+            log.warning("backup_schedule_failed", error=f"{type(exc).__name__}: {exc}")
+        next_slot = start.timestamp() + every_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(next_slot - time.time(), 0.05))
+
+
+async def _request_slot(
+    js: JetStreamContext, publisher: EventPublisher, target: str, start: datetime
+) -> None:
+    backup_id = scheduled_id(target, start)
+    subject = f"ops.backup.requested.{backup_id}"
+    try:
+        await js.get_last_msg(OPS_STREAM, subject)
+        return  # this slot's request is in the stream already
+    except nats.js.errors.NotFoundError:
+        pass
+    request = new_event(
+        BackupRequested(backup_id=backup_id, target=BackupTarget(target), requested_by="schedule"),
+        source=SOURCE,
+    )
+    await publisher.publish_raw(subject_for(request), encode(request), backup_id)
+    log.info("backup_scheduled", backup_id=backup_id, target=target)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -46,6 +48,13 @@ class BackupRunnerSettings(WorkerSettings):
         ["tradefleet_analytics"], description="Databases the mongodb target copies."
     )
     mongo_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for MongoDB.")
+
+    schedule_every_s: int = Field(
+        0, ge=0, description="Request a backup of each scheduled target this often (0: off)."
+    )
+    schedule_targets: list[Literal["postgres", "mongodb", "stream"]] = Field(
+        ["postgres", "mongodb", "stream"], description="Targets the schedule requests."
+    )
 
     archive_streams: list[str] = Field(
         ["BOTS", "TRADES", "OPS"], description="Streams the stream target archives."
