@@ -31,6 +31,7 @@ from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
 from fleet_pgmigrate.roles import dsn_with
 from fleet_testing.servers import NatsServer, PostgresServer
+from fleet_testing.waiting import wait_until
 
 from .conftest import settings_env
 
@@ -224,3 +225,47 @@ async def test_postgres_backup_runs_as_a_role_that_reads_everything_and_writes_n
             await conn.execute("INSERT INTO trading.items VALUES (9999, 1)")
     finally:
         await conn.close()
+
+
+_UPLOAD_FOREVER = """
+import sys
+from backup_runner.objects import ChunkReader, MinioObjectStore
+store = MinioObjectStore(
+    endpoint=sys.argv[1], access_key=sys.argv[2], secret_key=sys.argv[3], bucket=sys.argv[4],
+    region="us-east-1", part_size=5 * 1024 * 1024,
+)
+def chunks():
+    while True:
+        yield b"x" * 65536
+store.put_stream(sys.argv[5], ChunkReader(chunks()))
+"""
+
+
+async def test_parts_of_an_upload_killed_midway_are_aborted_by_the_next_run(
+    settings: BackupRunnerSettings, store: MinioObjectStore, js: JetStreamContext
+) -> None:
+    wanted = request("postgres", "trading")
+    key = f"backups/{wanted.backup_id}/postgres/trading.dump"
+    store.ensure_bucket()
+    uploader = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _UPLOAD_FOREVER, settings.s3_endpoint,
+        settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value(),
+        settings.s3_bucket, key,
+    )  # fmt: skip
+    try:
+
+        def unfinished() -> list[str]:
+            page = store._client._list_multipart_uploads(store.bucket, prefix="backups/")
+            return [u.object_name for u in page.uploads]
+
+        await wait_until(lambda: key in unfinished(), 30, "a multipart upload under way")
+    finally:
+        uploader.kill()
+        await uploader.wait()
+    assert unfinished() == [key]
+    assert store.keys("backups/") == []
+
+    done = await BackupRunner(settings, store, js).run(wanted)
+
+    assert unfinished() == []
+    assert [o.key for o in done.manifest.objects] == [key]

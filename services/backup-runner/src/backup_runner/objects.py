@@ -116,6 +116,8 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def abort_uploads(self, prefix: str) -> list[str]: ...
+
 
 def _translate(exc: Exception, what: str) -> Exception:
     if isinstance(exc, S3Error):
@@ -214,3 +216,32 @@ class MinioObjectStore:
             self._client.remove_object(self.bucket, key)
         except Exception as exc:
             raise _translate(exc, f"delete of {key}") from exc
+
+    def abort_uploads(self, prefix: str) -> list[str]:
+        """Abort the unfinished multipart uploads under ``prefix``; the keys they were for.
+
+        A runner killed mid-upload leaves its parts on the server, invisible to listings
+        but taking space. minio-py has no public call for this (only its own aborts on an
+        exception), so its two internal S3 calls are used.
+        """
+        aborted: list[str] = []
+        try:
+            key_marker: str | None = None
+            upload_marker: str | None = None
+            while True:
+                page = self._client._list_multipart_uploads(
+                    self.bucket, prefix=prefix, key_marker=key_marker,
+                    upload_id_marker=upload_marker,
+                )  # fmt: skip
+                for upload in page.uploads:
+                    if upload.upload_id is None:
+                        continue
+                    self._client._abort_multipart_upload(
+                        self.bucket, upload.object_name, upload.upload_id
+                    )
+                    aborted.append(upload.object_name)
+                if not page.is_truncated:
+                    return aborted
+                key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
+        except Exception as exc:
+            raise _translate(exc, f"clean-up of unfinished uploads under {prefix}") from exc

@@ -15,7 +15,7 @@ from pathlib import Path
 from nats.js.client import JetStreamContext
 
 from backup_runner.errors import BackupRefused
-from backup_runner.manifest import Manifest, manifest_key
+from backup_runner.manifest import Manifest, backup_prefix, manifest_key
 from backup_runner.objects import ObjectStore
 from backup_runner.settings import BackupRunnerSettings
 from backup_runner.targets import TargetResult, mongodb, postgres, streams
@@ -117,6 +117,8 @@ class BackupRunner:
         started = time.monotonic()
         started_at = datetime.now(UTC)
         await asyncio.to_thread(self._store.ensure_bucket)
+        # A run of this request that was killed mid-upload left unfinished parts.
+        await asyncio.to_thread(self._store.abort_uploads, backup_prefix(request.backup_id))
         result = await self._target(request)
         manifest = Manifest(
             backup_id=request.backup_id,
