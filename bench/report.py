@@ -61,6 +61,30 @@ def markdown(doc: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        "## Replay (`fleet replay WORKER --all`): whole stream into a shadow, then the swap",
+        "",
+        "| worker | replay events/s | / ordered push (same run) | / live worker (same run) | whole replay events/s | swap pause |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, res in doc["results"].items():
+        rp = res["summary"].get("replay")
+        if not rp:
+            lines.append(f"| {name} | not measured | — | — | — | — |")
+            continue
+        lines.append(
+            f"| {name} | {_n(rp['events_per_s'])} | {_x(rp['over_ordered_push'])} | "
+            f"{_x(rp['over_worker'])} | {_n(rp['total_events_per_s'])} | "
+            f"{rp['swap_pause_ms']:.1f} ms |"
+        )
+    lines += [
+        "",
+        "The replay reads the whole stream with an ordered push consumer and applies it "
+        "through the worker's own store code into the shadow; its rate runs from the first "
+        "event applied to the shadow caught up (as the worker's runs from its first commit "
+        "to its last), the whole-replay rate also counts the shadow's set-up and the swap. "
+        "The swap pause is how long live readers and the live "
+        "worker wait for the tables (PostgreSQL) or keys (Redis) to change over.",
+        "",
         "## Latency and memory",
         "",
         "| worker | offered rate | publish→acked p50 | p99 | max | peak RSS |",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import limits, naive, stores
+from bench.replays import measure_replay
 from bench.report import write_report
 from bench.workers import measure_partitioned, measure_worker
 from bench.workloads import Workload, bot_lifecycles, market_ticks, trade_fills
@@ -172,6 +173,10 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
                 server_pids=_server_pids(fleet, target.kinds),
             )
             figures["worker"] = asdict(run)
+            if spec.replay is not None:
+                figures["replay"] = asdict(
+                    await measure_replay(spec, fleet_env, ROOT / "streams.yaml")
+                )
         figures["naive"] = await target.naive(fleet.nats.url, store_url, sizes.naive_events)
         await nc.drain()
     gc.unfreeze()
@@ -251,6 +256,21 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
         out["worker_over_fetch"] = statistics.median(
             r["worker"]["events_per_s"] / r["fetch_ack_each"] for r in reps if "worker" in r
         )
+        replays = [r for r in reps if "replay" in r]
+        if replays:
+            out["replay"] = {
+                "events_per_s": statistics.median(r["replay"]["events_per_s"] for r in replays),
+                "total_events_per_s": statistics.median(
+                    r["replay"]["total_events_per_s"] for r in replays
+                ),
+                "over_ordered_push": statistics.median(
+                    r["replay"]["events_per_s"] / r["ordered_push"] for r in replays
+                ),
+                "over_worker": statistics.median(
+                    r["replay"]["events_per_s"] / r["worker"]["events_per_s"] for r in replays
+                ),
+                "swap_pause_ms": statistics.median(r["replay"]["swap_pause_ms"] for r in replays),
+            }
         scaleouts = [r for r in reps if "scaleout" in r]
         if scaleouts:
             out["scaleout"] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,8 @@ from fleet_events import (
 )
 from fleet_testing.servers import MongoServer
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+# Recent, so the TTL indexes (30 and 90 days) never expire test documents mid-test.
+T0 = datetime.combine(datetime.now(UTC).date() - timedelta(days=5), time(9, 30), tzinfo=UTC)
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
@@ -14,9 +16,10 @@ import pytest
 from bson.decimal128 import Decimal128
 
 from analytics_projector.store import (
-    PRICE_HISTORY_TTL_S,
+    PRICE_HISTORY_EXPIRY_INDEX,
     TRADING_EVENTS_TTL_S,
     MongoAnalyticsStore,
+    Retention,
 )
 from fleet_events import Event, Side
 from fleet_runtime.delivery import Batch
@@ -285,8 +288,10 @@ async def test_without_a_candle_the_latest_fill_prices_the_holding(
 
 
 async def test_indexes_with_their_ttls_and_unique_keys(store: MongoAnalyticsStore) -> None:
-    await store.probe()  # a second start creates nothing new and fails on nothing
     db = store.frame.db
+    # An earlier version's single 30-day TTL on price_history is dropped at start.
+    await db.price_history.create_index("timestamp", name="ttl_timestamp", expireAfterSeconds=60)
+    await store.probe()  # a second start creates nothing new and fails on nothing
     ttl = {
         f"{coll}.{name}": spec["expireAfterSeconds"]
         for coll in ("price_history", "trading_events")
@@ -294,10 +299,9 @@ async def test_indexes_with_their_ttls_and_unique_keys(store: MongoAnalyticsStor
         if "expireAfterSeconds" in spec
     }
     assert ttl == {
-        "price_history.ttl_timestamp": PRICE_HISTORY_TTL_S,
+        f"price_history.{PRICE_HISTORY_EXPIRY_INDEX}": 0,
         "trading_events.ttl_timestamp": TRADING_EVENTS_TTL_S,
     }
-    assert PRICE_HISTORY_TTL_S == 30 * 86400
     assert TRADING_EVENTS_TTL_S == 90 * 86400
     unique = {
         (coll, name)
@@ -322,4 +326,67 @@ async def test_an_unreachable_server_is_store_unavailable() -> None:
         with pytest.raises(StoreUnavailable):
             await store.record_trades(Sequencer("TRADES", DURABLE).batch([fill("t1")]))
     finally:
+        await store.close()
+
+
+async def test_a_transaction_left_open_by_a_killed_process_does_not_block_a_new_start(
+    store: MongoAnalyticsStore, mongo_server: MongoServer
+) -> None:
+    trades = Sequencer("TRADES", DURABLE)
+    await store.record_trades(trades.batch([fill("t1")]))
+    # A process that dies inside a transaction holding the checkpoint document's lock.
+    code = f"""
+import asyncio, os
+from pymongo import AsyncMongoClient
+async def main():
+    client = AsyncMongoClient({mongo_server.url!r})
+    session = client.start_session()
+    await session.start_transaction()
+    await client[{store.frame.db.name!r}].checkpoints.update_one(
+        {{"_id": "TRADES/{DURABLE}"}}, {{"$set": {{"stream_seq": 99}}}}, session=session
+    )
+    os._exit(9)
+asyncio.run(main())
+"""
+    died = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
+    assert await asyncio.wait_for(died.wait(), 60) == 9
+    await store.probe()  # what a restarted worker does first
+    result = await store.record_trades(trades.batch([fill("t2")]))
+    assert result is not None
+    assert result.fills == 1
+    assert await store.checkpoint("TRADES", DURABLE) == 2
+
+
+@pytest.mark.parametrize(
+    ("retention", "minute_days", "wider_days"),
+    [(None, 30, 365), (Retention(minute_days=7, wider_days=30), 7, 30)],
+)
+async def test_each_candle_expires_after_its_intervals_retention(
+    mongo_server: MongoServer, retention: Retention | None, minute_days: int, wider_days: int
+) -> None:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    store = MongoAnalyticsStore.open(mongo_server.url, name, retention=retention)
+    try:
+        await store.probe()
+        market = Sequencer("MARKET", DURABLE)
+        await store.record_candles(
+            market.batch(
+                [
+                    candle("BTC", T0, "1"),
+                    candle("BTC", T0, "1", interval="1h"),
+                    candle("ETH", T0 + timedelta(minutes=1), "2"),
+                ]
+            )
+        )
+        expiry = {
+            (d["symbol"], d["interval"]): d["expire_at"] - d["open_time"]
+            async for d in store.frame.db.price_history.find()
+        }
+        assert expiry == {
+            ("BTC", "1m"): timedelta(days=minute_days),
+            ("BTC", "1h"): timedelta(days=wider_days),
+            ("ETH", "1m"): timedelta(days=minute_days),
+        }
+    finally:
+        await store.frame.client.drop_database(name)
         await store.close()

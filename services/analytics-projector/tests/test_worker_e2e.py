@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ from .conftest import candle, completed, created, fill, started, stopped
 
 REPO = Path(__file__).resolve().parents[3]
 WORKER = "analytics-projector"
-START = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
+# Recent, so the TTL indexes never expire documents during the test; 20:00 so the
+# fills span four UTC days.
+START = datetime.combine(datetime.now(UTC).date() - timedelta(days=6), time(20), tzinfo=UTC)
 USERS = {f"bot-{k}": f"user-{k % 3}" for k in range(8)}
 SYMBOLS = ("BTC", "ETH", "SOL")
 Docs = dict[str, dict[str, Any]]

@@ -39,10 +39,14 @@ async def open_pool(
     service: str,
     command_timeout: float = 60.0,
     init: Any = None,
+    search_path: str | None = None,
 ) -> asyncpg.Pool:
     """A small pool (a worker applies one batch at a time per consumer).
 
-    ``init`` runs on every new connection (asyncpg's pool hook).
+    ``init`` runs on every new connection (asyncpg's pool hook). Statements name their
+    tables without a schema and find them through ``search_path`` (default: ``schema``),
+    so the same store code writes into a replay's shadow schema
+    (``fleet_pgmigrate.shadow``).
 
     Every session plans each statement for its actual parameters
     (``plan_cache_mode = force_custom_plan``): asyncpg prepares a statement once per
@@ -57,7 +61,10 @@ async def open_pool(
             max_size=2,
             command_timeout=command_timeout,
             init=init,
-            server_settings={"plan_cache_mode": "force_custom_plan"},
+            server_settings={
+                "plan_cache_mode": "force_custom_plan",
+                "search_path": search_path or schema,
+            },
         )
 
 

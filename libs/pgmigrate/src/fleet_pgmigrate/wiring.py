@@ -55,6 +55,8 @@ class PostgresWorker:
     store_module: str
     store_class: str
     handlers_module: str
+    partial_refusal: str | None = None
+    """Why a replay from a later point than the stream's start would be wrong, if it would."""
 
     def _store(self) -> Any:
         return importlib.import_module(self.store_module)
@@ -84,6 +86,36 @@ class PostgresWorker:
             )
         finally:
             await store.close()
+
+    async def replay_target(self, settings: Any) -> Any:
+        """For `fleet replay`: the schema's ``fleet_pgmigrate.shadow.PostgresReplayTarget``.
+
+        It connects as the owner role (it creates the shadow schema and moves tables).
+        """
+        from .shadow import PostgresReplayTarget  # noqa: PLC0415 - only when replaying
+
+        config: PostgresWorkerSettings = settings
+        if config.owner_dsn is None:
+            raise ConfigError(
+                f"replaying {self.worker} needs {self.env_prefix}OWNER_DSN (it builds a shadow "
+                "schema and swaps tables)",
+                fix=f"set {self.env_prefix}OWNER_DSN to a DSN of the schema owner role",
+            )
+        store_mod = self._store()
+        adapter = getattr(store_mod, self.store_class)
+        handlers = importlib.import_module(self.handlers_module)
+
+        async def open_store(dsn: str, schema: str) -> Any:
+            return await adapter.connect(dsn, schema=schema)
+
+        return PostgresReplayTarget(
+            owner_dsn=config.owner_dsn.get_secret_value(),
+            schema=store_mod.SCHEMA,
+            migrations=store_mod.MIGRATIONS,
+            open_store=open_store,
+            bind=handlers.subscriptions,
+            refusal=self.partial_refusal,
+        )
 
     async def dev_setup(self, fleet_env: Mapping[str, str]) -> Mapping[str, str]:
         """For `fleet dev up`: database, role and migrations on the launcher's PostgreSQL."""

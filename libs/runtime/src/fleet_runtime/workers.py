@@ -34,6 +34,10 @@ class WorkerSpec:
     dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
     """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
     prepare the store (databases, roles, migrations) and return the worker's own env."""
+    replay: str | Callable[[Any], Awaitable[Any]] | None = None
+    """For `fleet replay`: ``"module:function"`` or the function itself, taking the
+    worker's settings and returning its ``fleet_runtime.replay.ReplayTarget``. A path
+    string keeps the store driver unimported until a replay runs."""
     commands: Callable[[], Any] | None = None
     """The worker's operator commands: returns a ``typer.Typer`` that `fleet` mounts under
     a group of its own (`fleet backup`), loaded only when that group runs."""

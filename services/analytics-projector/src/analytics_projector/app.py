@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 
 from analytics_projector.handlers import DURABLE, subscriptions
+from analytics_projector.retention import Retention
 from analytics_projector.settings import AnalyticsProjectorSettings
 from analytics_projector.store import MongoAnalyticsStore
 from fleet_runtime.worker import serve
@@ -26,6 +27,7 @@ async def run(
         settings.mongo_url.get_secret_value(),
         settings.mongo_database,
         timeout_s=settings.mongo_timeout_s,
+        retention=Retention(settings.price_history_1m_days, settings.price_history_wider_days),
     )
     try:
         await serve(

@@ -31,6 +31,13 @@ class AnalyticsProjectorSettings(WorkerSettings):
         5.0, gt=0, description="Seconds to wait for MongoDB before the worker pauses and retries."
     )
 
+    price_history_1m_days: int = Field(
+        30, ge=1, description="Days a 1m candle stays in price_history (warm tier)."
+    )
+    price_history_wider_days: int = Field(
+        365, ge=1, description="Days a 5m-or-wider candle stays in price_history (warm tier)."
+    )
+
     @field_validator("mongo_url")
     @classmethod
     def _valid_url(cls, value: SecretStr) -> SecretStr:

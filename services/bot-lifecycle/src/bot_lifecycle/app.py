@@ -12,6 +12,10 @@ POSTGRES_WORKER = PostgresWorker(
     store_module="bot_lifecycle.store",
     store_class="PostgresBotStore",
     handlers_module="bot_lifecycle.handlers",
+    partial_refusal=(
+        "a bot's row, deployments and audit versions follow from every event since "
+        "bot.created, so events before the start point are needed"
+    ),
 )
 
 WORKER = WorkerSpec(
@@ -22,4 +26,5 @@ WORKER = WorkerSpec(
     consumes=("bot.>",),
     run=POSTGRES_WORKER.run,
     dev_setup=POSTGRES_WORKER.dev_setup,
+    replay=POSTGRES_WORKER.replay_target,
 )

@@ -44,7 +44,7 @@ log = get_logger("bot_lifecycle.store")
 # costs three statements whatever its size. JSON travels as text and is cast in SQL;
 # tags (a ragged text[] per bot) travel as a JSON array text each.
 _UPSERT_BOTS = """
-INSERT INTO lifecycle.bots (id, user_id, name, type, description, config, status, version,
+INSERT INTO bots (id, user_id, name, type, description, config, status, version,
     tags, risk_level, max_position_size, current_deployment_id, created_at, updated_at,
     deleted_at)
 SELECT id, user_id, name, type, description, config::jsonb, status, version,
@@ -65,7 +65,7 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 _UPSERT_DEPLOYMENTS = """
-INSERT INTO lifecycle.bot_deployments (id, bot_id, bot_version, runtime, image, resources,
+INSERT INTO bot_deployments (id, bot_id, bot_version, runtime, image, resources,
     environment, status, deployed_at, started_at, stopped_at, stop_reason, updated_at)
 SELECT id, bot_id, bot_version, runtime, image, resources::jsonb, environment::jsonb,
     status, deployed_at, started_at, stopped_at, stop_reason, updated_at
@@ -82,7 +82,7 @@ ON CONFLICT (id) DO UPDATE SET
 
 # WITH ORDINALITY keeps the batch's stream order for the audit rows' identity ids.
 _INSERT_AUDIT = """
-INSERT INTO lifecycle.audit_log (event_id, event_type, bot_id, user_id, version, old_values,
+INSERT INTO audit_log (event_id, event_type, bot_id, user_id, version, old_values,
     new_values, occurred_at, stream_seq)
 SELECT event_id, event_type, bot_id, user_id, version, old_values::jsonb, new_values::jsonb,
     occurred_at, stream_seq
@@ -141,11 +141,17 @@ class PostgresBotStore:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, *, command_timeout: float = 60.0) -> PostgresBotStore:
-        """Open the pool; an unreachable server raises StoreUnavailable."""
+    async def connect(
+        cls, dsn: str, *, command_timeout: float = 60.0, schema: str = SCHEMA
+    ) -> PostgresBotStore:
+        """Open the pool on ``schema`` (a replay's shadow, or the live one by default).
+
+        An unreachable server raises StoreUnavailable.
+        """
         pool = await open_pool(
             dsn,
             schema=SCHEMA,
+            search_path=schema,
             service="bot-lifecycle",
             command_timeout=command_timeout,
         )
@@ -165,18 +171,18 @@ class PostgresBotStore:
             return ApplyResult()
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO lifecycle.checkpoints (name, stream_seq) VALUES ($1, 0) "
+                "INSERT INTO checkpoints (name, stream_seq) VALUES ($1, 0) "
                 "ON CONFLICT (name) DO NOTHING",
                 batch.checkpoint,
             )
             applied_seq = await conn.fetchval(
-                "SELECT stream_seq FROM lifecycle.checkpoints WHERE name = $1 FOR UPDATE",
+                "SELECT stream_seq FROM checkpoints WHERE name = $1 FOR UPDATE",
                 batch.checkpoint,
             )
             todo = batch.after(int(applied_seq))
             result = await _apply(conn, todo)
             await conn.execute(
-                "UPDATE lifecycle.checkpoints SET stream_seq = $2, updated_at = now() "
+                "UPDATE checkpoints SET stream_seq = $2, updated_at = now() "
                 "WHERE name = $1 AND stream_seq < $2",
                 batch.checkpoint,
                 batch.last_seq,
@@ -191,7 +197,7 @@ async def _apply(conn: Conn, batch: Batch[Any]) -> ApplyResult:
     bots = {
         r["id"]: _bot_from_row(r)
         for r in await conn.fetch(
-            "SELECT * FROM lifecycle.bots WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+            "SELECT * FROM bots WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
             bot_ids,
         )
     }
@@ -202,7 +208,7 @@ async def _apply(conn: Conn, batch: Batch[Any]) -> ApplyResult:
     deployments = {
         r["id"]: _deployment_from_row(r)
         for r in await conn.fetch(
-            "SELECT * FROM lifecycle.bot_deployments WHERE id = ANY($1::text[]) FOR UPDATE",
+            "SELECT * FROM bot_deployments WHERE id = ANY($1::text[]) FOR UPDATE",
             sorted(wanted),
         )
     }
@@ -246,8 +252,7 @@ async def _apply(conn: Conn, batch: Batch[Any]) -> ApplyResult:
         )
     if users:
         await conn.execute(
-            "INSERT INTO lifecycle.users (id) SELECT unnest($1::text[]) "
-            "ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO users (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING",
             sorted(users),
         )
     if changed_bots:

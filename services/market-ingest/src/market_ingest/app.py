@@ -85,4 +85,5 @@ WORKER = WorkerSpec(
     publishes=("market.candle",),
     run=run,
     dev_setup=dev_setup,
+    replay="market_ingest.replay:open_replay_target",
 )

@@ -1,49 +1,71 @@
 """Rebuild market-ingest's Redis state from the MARKET stream (`fleet replay market-ingest`).
 
-Ticks are read with an ephemeral ordered consumer and applied by the same code as the
-live worker into keys under a fresh prefix, with no price messages and no candle events.
-Once caught up with the stream, one Lua script checks that the live worker has not
-committed anything past the rebuild's position and RENAMEs every rebuilt key over its
-live key: readers see the old state or the new one, never a half-built one.
+``RedisReplayTarget`` is the store's shadow/swap adapter for the runtime's replay engine:
+ticks are applied by the live worker's own code (``ticks_by_symbol``, ``RedisMarketStore``)
+into keys under a fresh prefix, with no price messages and no candle events. The swap is
+one Lua script that checks that the live worker has not committed anything past the
+rebuild's position and RENAMEs every rebuilt key over its live key: readers see the old
+state or the new one, never a half-built one. When the live worker is ahead, the engine
+applies up to its position and the script runs again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from redis.asyncio import Redis
 
-from fleet_events import MARKET_STREAM, DecodeError
+from fleet_events import MARKET_STREAM
+from fleet_runtime.binding import Subscription
+from fleet_runtime.delivery import Batch
+from fleet_runtime.replay import (
+    CatchUp,
+    Comparison,
+    ReplayEngine,
+    ReplayLocked,
+    ReplayPlan,
+    SwapBehind,
+    SwapResult,
+    TableCompare,
+)
+from fleet_runtime.replay.lock import holder_name
 from fleet_runtime.worker import connect_nats
 from market_ingest.app import open_redis, rules_of
-from market_ingest.logic import SeqTick
+from market_ingest.handlers import DURABLE, ticks_by_symbol
 from market_ingest.metrics import MarketIngestMetrics
 from market_ingest.settings import MarketIngestSettings
 from market_ingest.store import Keys, RedisMarketStore, guarded
-from market_ingest.ticks import decode_trade
+from market_ingest.ticks import Trade, decode_trade
 
-TICKS = "market.tick.>"
-_IDLE_S = 2.0
-_PROGRESS_EVERY_S = 1.0
 _SWITCH_ATTEMPTS = 50
+_LOCK_KEY = "fleet:replay:lock:market-ingest"
+_LOCK_LEASE_MS = 15_000
+_SHADOW = "rebuild:"
+_KEPT = "replaced:"
+_LIVE_WAIT_S = 15.0
 
-# KEYS: n live checkpoint keys, then (rebuilt, live) pairs. ARGV: position, n.
+# KEYS: n live checkpoint keys, then (rebuilt, live) pairs. ARGV: position, n, kept prefix.
 SWITCH_LUA = """
 local position = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
+local kept = ARGV[3]
 for i = 1, n do
   local seq = redis.call('HGET', KEYS[i], 'seq')
   if seq and tonumber(seq) > position then return KEYS[i] .. '=' .. seq end
 end
 for i = n + 1, #KEYS, 2 do
+  if kept ~= '' and redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    redis.call('RENAME', KEYS[i + 1], kept .. KEYS[i + 1])
+  end
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('RENAME', KEYS[i], KEYS[i + 1])
   else
@@ -52,6 +74,203 @@ for i = n + 1, #KEYS, 2 do
 end
 return 'ok'
 """
+
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Fields that differ between any two builds of the same ticks.
+_VOLATILE_FIELDS = {b"gen", b"updated_at"}
+
+
+class RedisReplayTarget:
+    """``fleet_runtime.replay.ReplayTarget`` for market-ingest's per-symbol Redis keys."""
+
+    description = "Redis keys market:*"
+
+    def __init__(self, settings: MarketIngestSettings) -> None:
+        self._settings = settings
+        self._redis = open_redis(settings)
+        self.metrics = MarketIngestMetrics()
+        self.keys = Keys(prefix=f"{_SHADOW}{uuid.uuid4().hex[:12]}:")
+        self.store = RedisMarketStore(
+            self._redis,
+            rules_of(settings),
+            keys=self.keys,
+            outbox=False,
+            prices=False,
+            metrics=self.metrics,
+        )
+        self.switched_keys = 0
+
+    def partial_refusal(self) -> str | None:
+        """None: a symbol's state is its last 24 h and its kept candles (see docs/replay.md)."""
+        return None
+
+    @asynccontextmanager
+    async def lock(self, holder: str) -> AsyncIterator[None]:
+        """A key with a lease the holder renews: a killed replay frees it within the lease."""
+        token = f"{holder} #{uuid.uuid4().hex[:8]}"
+        if not await guarded(lambda: self._redis.set(_LOCK_KEY, token, nx=True, px=_LOCK_LEASE_MS)):
+            other = await guarded(lambda: self._redis.get(_LOCK_KEY))
+            name = other.decode() if isinstance(other, bytes) else str(other)
+            raise ReplayLocked(
+                f"another replay of {self.description} is running ({name})",
+                fix="wait for it to finish, or stop that process; a killed one frees the lock "
+                f"within {_LOCK_LEASE_MS // 1000} s",
+            )
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(_LOCK_LEASE_MS / 3000)
+                await self._redis.set(_LOCK_KEY, token, xx=True, px=_LOCK_LEASE_MS)
+
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with suppress(asyncio.CancelledError):
+                await renewing
+            await self._redis.eval(_RELEASE_LUA, 1, _LOCK_KEY, token)
+
+    async def prepare(self) -> str | None:
+        """Delete what interrupted rebuilds left under ``rebuild:*``."""
+        removed = await _drop_prefix(self._redis, _SHADOW)
+        return f"removed {removed} keys left by an interrupted replay" if removed else None
+
+    def subscriptions(self) -> Sequence[Subscription]:
+        """The live worker's decoding and store code, writing under the shadow prefix."""
+        store = self.store
+
+        async def on_ticks(batch: Batch[Trade]) -> None:
+            await store.apply(ticks_by_symbol(batch))
+
+        return [Subscription(MARKET_STREAM, DURABLE, on_ticks, decode=decode_trade)]
+
+    def _pairs(self) -> tuple[list[str], list[str]]:
+        live = Keys()
+        intervals = self._settings.candle_intervals
+        checks = [live.seq(s) for s in self.store.symbols]
+        pairs: list[str] = []
+        for symbol in self.store.symbols:
+            for src, dst in zip(
+                self.keys.state(symbol, intervals), live.state(symbol, intervals), strict=True
+            ):
+                pairs += [src, dst]
+        return checks, pairs
+
+    async def _live_position(self) -> int:
+        checks, _ = self._pairs()
+        if not checks:
+            return 0
+
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in checks:
+                    pipe.hget(key, "seq")
+                answers: list[Any] = await pipe.execute()
+            return answers
+
+        seqs = await guarded(read)
+        return max((int(s) for s in seqs if s is not None), default=0)
+
+    async def swap(self, catch_up: CatchUp, *, keep_old: bool) -> SwapResult:
+        """Catch up to the live checkpoints, then rename every rebuilt key in one script."""
+        kept = f"{_KEPT}{datetime.now(UTC):%Y%m%d%H%M%S}:" if keep_old else ""
+        script = self._redis.register_script(SWITCH_LUA)
+        text = ""
+        for _ in range(_SWITCH_ATTEMPTS):
+            live_at = await self._live_position()
+            position = await catch_up(live_at)
+            checks, pairs = self._pairs()
+            started = time.monotonic()
+            answer = await guarded(
+                partial(script, keys=[*checks, *pairs], args=[position, len(checks), kept])
+            )
+            pause = time.monotonic() - started
+            text = answer.decode() if isinstance(answer, bytes) else str(answer)
+            if text == "ok":
+                self.switched_keys = len(pairs) // 2
+                return SwapResult(position, live_at, pause, pairs[1::2], kept or None)
+        raise SwapBehind(f"the live worker stayed ahead ({text})")
+
+    async def compare(self, catch_up: CatchUp) -> Comparison:
+        """Each key family (ticker, window, candles per interval) of the rebuilt symbols."""
+        shadow_at = await catch_up(0)
+        deadline = time.monotonic() + _LIVE_WAIT_S
+        while time.monotonic() < deadline:
+            if await self._live_position() >= shadow_at:
+                break
+            # Redis has no notification of another client's write: poll the checkpoints.
+            await asyncio.sleep(0.05)
+        live_at = await self._live_position()
+        shadow_at = await catch_up(live_at)
+        live = Keys()
+        families: dict[str, list[tuple[str, str]]] = {}
+        intervals = self._settings.candle_intervals
+        for symbol in self.store.symbols:
+            names = ["seq", "ticker", "window", *(f"candles:{i.value}" for i in intervals)]
+            both = zip(
+                live.state(symbol, intervals), self.keys.state(symbol, intervals), strict=True
+            )
+            for name, pair in zip(names, both, strict=True):
+                families.setdefault(name, []).append(pair)
+        tables = []
+        for name, pairs in families.items():
+            lives = [await self._digest(k) for k, _ in pairs]
+            shadows = [await self._digest(k) for _, k in pairs]
+            tables.append(
+                TableCompare(
+                    name,
+                    sum(n for n, _ in lives),
+                    sum(n for n, _ in shadows),
+                    _combine(d for _, d in lives),
+                    _combine(d for _, d in shadows),
+                )
+            )
+        return Comparison(live_at, shadow_at, tables)
+
+    async def _digest(self, key: str) -> tuple[int, str]:
+        """(entries, digest) of a hash or sorted set, volatile fields left out."""
+        # The client does not decode responses: keys, fields and members are bytes.
+        redis: Any = self._redis
+        kind = (await redis.type(key)).decode()
+        items: list[bytes] = []
+        if kind == "hash":
+            stored = await redis.hgetall(key)
+            items = [k + b"=" + v for k, v in stored.items() if k not in _VOLATILE_FIELDS]
+        elif kind == "zset":
+            scored = await redis.zrange(key, 0, -1, withscores=True)
+            items = [m + b"@" + str(s).encode() for m, s in scored]
+        return len(items), hashlib.md5(b"\n".join(sorted(items))).hexdigest()  # noqa: S324
+
+    async def discard(self) -> None:
+        """Delete this replay's shadow keys."""
+        await _drop_prefix(self._redis, self.keys.prefix)
+
+    async def drop_old(self) -> list[str]:
+        """Delete the keys kept by ``--keep-old``; the kept prefixes removed."""
+        prefixes = set()
+        async for key in self._redis.scan_iter(match=f"{_KEPT}*", count=1000):
+            prefixes.add(":".join(key.decode().split(":", 2)[:2]) + ":")
+        for prefix in sorted(prefixes):
+            await _drop_prefix(self._redis, prefix)
+        return sorted(prefixes)
+
+    async def close(self) -> None:
+        """Close the Redis client."""
+        await self._redis.aclose()
+
+
+async def open_replay_target(settings: MarketIngestSettings) -> RedisReplayTarget:
+    """``WorkerSpec.replay`` of market-ingest."""
+    return RedisReplayTarget(settings)
+
+
+def _combine(digests: Any) -> str:
+    return hashlib.md5("".join(digests).encode()).hexdigest()  # noqa: S324
 
 
 @dataclass
@@ -66,6 +285,29 @@ class RebuildResult:
     switched: bool = False
 
 
+class _Lines:
+    """Engine progress as a line a second through ``progress``."""
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self._progress = progress
+        self._started = self._last = time.monotonic()
+
+    def update(self, applied: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            rate = applied / max(now - self._started, 1e-9)
+            self._progress(
+                f"  {applied:,} ticks applied, {total - applied:,} to go, {rate:,.0f} ticks/s"
+            )
+
+    def note(self, text: str) -> None:
+        self._progress(text)
+
+    def close(self) -> None:
+        return None
+
+
 async def rebuild(
     settings: MarketIngestSettings,
     since: timedelta | None = None,
@@ -75,43 +317,31 @@ async def rebuild(
 
     Symbols with no tick in that range keep their live keys untouched.
     """
-    redis = open_redis(settings)
+    target = RedisReplayTarget(settings)
     nc = await connect_nats(settings.nats_url, "market-ingest-rebuild")
-    keys = Keys(prefix=f"rebuild:{uuid.uuid4().hex[:12]}:")
-    metrics = MarketIngestMetrics()
-    store = RedisMarketStore(
-        redis, rules_of(settings), keys=keys, outbox=False, prices=False, metrics=metrics
+    start = None if since is None else datetime.now(UTC) - since
+    scope = "all ticks" if start is None else f"ticks since {start}"
+    progress(
+        f"rebuilding market-ingest state from {MARKET_STREAM} ({scope}) into {target.keys.prefix}*"
     )
-    result = RebuildResult()
-    inbox: asyncio.Queue[Msg] = asyncio.Queue()
-
-    async def on_msg(msg: Msg) -> None:
-        inbox.put_nowait(msg)
-
-    config = ConsumerConfig()
-    policy = DeliverPolicy.ALL
-    if since is not None:
-        policy = DeliverPolicy.BY_START_TIME
-        config.opt_start_time = datetime.now(UTC) - since
-    sub = await nc.jetstream().subscribe(
-        TICKS,
-        stream=MARKET_STREAM,
-        cb=on_msg,
-        ordered_consumer=True,
-        deliver_policy=policy,
-        config=config,
-    )
-    scope = "all ticks" if since is None else f"ticks since {config.opt_start_time}"
-    progress(f"rebuilding market-ingest state from {MARKET_STREAM} ({scope}) into {keys.prefix}*")
     try:
-        await _consume_and_switch(store, redis, inbox, settings, result, progress)
+        async with target.lock(holder_name("market-ingest")):
+            engine = ReplayEngine(
+                nc, target, batch_size=settings.rebuild_batch_size, progress=_Lines(progress)
+            )
+            report = await engine.run(ReplayPlan(since=start))
     finally:
-        await sub.unsubscribe()
         await nc.drain()
-        if not result.switched:
-            await _drop_prefix(redis, keys.prefix)
-        await redis.aclose()
-    late = {k[0]: int(v) for k, v in _samples(metrics.late_skipped).items() if v}
+        await target.close()
+    result = RebuildResult(
+        ticks=report.applied,
+        invalid=report.invalid + report.rejected,
+        symbols=len(target.store.symbols),
+        keys=target.switched_keys,
+        position=report.position,
+        switched=report.swap is not None and target.switched_keys > 0,
+    )
+    late = {k[0]: int(v) for k, v in _samples(target.metrics.late_skipped).items() if v}
     progress(
         f"done: {result.ticks:,} ticks, {result.symbols} symbols, {result.keys} keys switched "
         f"at stream seq {result.position:,}; invalid ticks skipped {result.invalid}; "
@@ -120,107 +350,18 @@ async def rebuild(
     return result
 
 
-async def _consume_and_switch(
-    store: RedisMarketStore,
-    redis: Redis,
-    inbox: asyncio.Queue[Msg],
-    settings: MarketIngestSettings,
-    result: RebuildResult,
-    progress: Callable[[str], None],
-) -> None:
-    started = last_report = time.monotonic()
-    pending = -1
-    switch_attempts = 0
-    while True:
-        try:
-            first = await asyncio.wait_for(inbox.get(), _IDLE_S)
-        except TimeoutError:
-            first = None
-        if first is None and result.ticks == 0 and result.invalid == 0:
-            progress("no ticks in the stream for that range: nothing rebuilt")
-            return
-        msgs = [] if first is None else [first]
-        while msgs and len(msgs) < settings.rebuild_batch_size and not inbox.empty():
-            msgs.append(inbox.get_nowait())
-        if msgs:
-            pending = await _apply_msgs(store, msgs, result)
-        now = time.monotonic()
-        if now - last_report >= _PROGRESS_EVERY_S:
-            last_report = now
-            rate = result.ticks / max(now - started, 1e-9)
-            progress(
-                f"  {result.ticks:,} ticks applied, stream seq {result.position:,}, "
-                f"{max(pending, 0):,} to go, {rate:,.0f} ticks/s"
-            )
-        if pending == 0 and inbox.empty():
-            behind = await _switch(store, redis, settings, result)
-            if behind is None:
-                return
-            switch_attempts += 1
-            if switch_attempts >= _SWITCH_ATTEMPTS:
-                raise RuntimeError(
-                    f"the live worker stays ahead of the rebuild ({behind}); nothing switched"
-                )
-
-
-async def _apply_msgs(store: RedisMarketStore, msgs: list[Msg], result: RebuildResult) -> int:
-    """Apply a chunk the way the live worker would; return how many ticks remain."""
-    groups: dict[str, list[SeqTick]] = {}
-    for msg in msgs:
-        meta = msg.metadata
-        result.position = meta.sequence.stream
-        try:
-            trade = decode_trade(msg.data)
-        except DecodeError:
-            result.invalid += 1  # the live worker dead-letters these
-            continue
-        tokens = msg.subject.split(".")
-        if len(tokens) < 3 or tokens[2] != trade.symbol:
-            result.invalid += 1
-            continue
-        groups.setdefault(trade.symbol, []).append(SeqTick(meta.sequence.stream, trade))
-        result.ticks += 1
-    await store.apply(groups)
-    return int(msgs[-1].metadata.num_pending)
-
-
-async def _switch(
-    store: RedisMarketStore, redis: Redis, settings: MarketIngestSettings, result: RebuildResult
-) -> str | None:
-    """Rename the rebuilt keys over the live ones; the live key that is ahead, if any."""
-    live = Keys()
-    symbols = store.symbols
-    intervals = settings.candle_intervals
-    checks = [live.seq(s) for s in symbols]
-    pairs: list[str] = []
-    for symbol in symbols:
-        for src, dst in zip(
-            store.keys.state(symbol, intervals), live.state(symbol, intervals), strict=True
-        ):
-            pairs += [src, dst]
-    script = redis.register_script(SWITCH_LUA)
-    answer = await guarded(
-        lambda: script(keys=[*checks, *pairs], args=[result.position, len(checks)])
-    )
-    text = answer.decode() if isinstance(answer, bytes) else str(answer)
-    if text != "ok":
-        return text
-    result.switched = True
-    result.symbols = len(symbols)
-    result.keys = len(pairs) // 2
-    return None
-
-
-async def _drop_prefix(redis: Redis, prefix: str) -> None:
-    """Delete what an unfinished rebuild wrote."""
+async def _drop_prefix(redis: Redis, prefix: str) -> int:
+    """Delete every key under ``prefix``; how many."""
+    removed = 0
     batch: list[Any] = []
     async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
         batch.append(key)
         if len(batch) >= 1000:
-            await redis.delete(*batch)
+            removed += await redis.delete(*batch)
             batch = []
     if batch:
-        await redis.delete(*batch)
+        removed += await redis.delete(*batch)
+    return removed
 
 
 def _samples(counter: Any) -> dict[tuple[str, ...], float]:

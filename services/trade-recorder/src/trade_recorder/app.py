@@ -12,6 +12,10 @@ POSTGRES_WORKER = PostgresWorker(
     store_module="trade_recorder.store",
     store_class="PostgresTradeStore",
     handlers_module="trade_recorder.handlers",
+    partial_refusal=(
+        "positions and orders fold every fill since the order or position opened, so "
+        "events before the start point are needed"
+    ),
 )
 
 WORKER = WorkerSpec(
@@ -22,4 +26,5 @@ WORKER = WorkerSpec(
     consumes=("trade.>",),
     run=POSTGRES_WORKER.run,
     dev_setup=POSTGRES_WORKER.dev_setup,
+    replay=POSTGRES_WORKER.replay_target,
 )

@@ -39,13 +39,13 @@ if TYPE_CHECKING:
 # The lock and the read of the checkpoint in one statement: DO UPDATE locks the row (a
 # second instance waits here) and returns its latest committed value.
 _LOCK_CHECKPOINT = """
-INSERT INTO trading.checkpoints AS c (name, stream_seq) VALUES ($1, 0)
+INSERT INTO checkpoints AS c (name, stream_seq) VALUES ($1, 0)
 ON CONFLICT (name) DO UPDATE SET name = c.name
 RETURNING c.stream_seq
 """
 
 _ADVANCE_CHECKPOINT = """
-UPDATE trading.checkpoints SET stream_seq = $2, updated_at = now()
+UPDATE checkpoints SET stream_seq = $2, updated_at = now()
 WHERE name = $1 AND stream_seq < $2
 """
 
@@ -78,7 +78,7 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_fills (
 # A batch's repeated trade_ids are removed before the COPY (the first copy in stream
 # order is kept), so this needs no DISTINCT ON.
 _INSERT_TRADES = """
-INSERT INTO trading.trades (trade_id, order_id, bot_id, user_id, symbol, side, price,
+INSERT INTO trades (trade_id, order_id, bot_id, user_id, symbol, side, price,
     quantity, filled_quantity, fee, fee_currency, status, executed_at, event_id, stream_seq)
 SELECT trade_id, order_id, bot_id, user_id, symbol, side, price::numeric,
     quantity::numeric, quantity::numeric, fee::numeric, fee_currency, 'FILLED', executed_at,
@@ -92,7 +92,7 @@ _LOCK_POSITIONS = """
 SELECT p.id, p.user_id, p.bot_id, p.symbol, p.side, p.quantity, p.average_entry_price,
     p.max_quantity, p.realized_pnl, p.fees, p.fill_count, p.opened_at, p.closed_at,
     p.last_trade_id
-FROM trading.positions p
+FROM positions p
 JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(user_id, bot_id, symbol)
   ON p.user_id = k.user_id AND p.bot_id = k.bot_id AND p.symbol = k.symbol
 WHERE p.is_open
@@ -100,7 +100,7 @@ FOR UPDATE OF p
 """
 
 _UPDATE_POSITIONS = """
-UPDATE trading.positions p SET
+UPDATE positions p SET
     side = u.side, quantity = u.quantity::numeric,
     average_entry_price = u.average_entry_price::numeric,
     max_quantity = u.max_quantity::numeric, realized_pnl = u.realized_pnl::numeric,
@@ -118,7 +118,7 @@ WHERE p.id = u.id
 # WITH ORDINALITY keeps the given order, so a key's closed rows are inserted before its
 # open one and the partial unique index on open positions never sees two.
 _INSERT_POSITIONS = """
-INSERT INTO trading.positions (user_id, bot_id, symbol, side, quantity, average_entry_price,
+INSERT INTO positions (user_id, bot_id, symbol, side, quantity, average_entry_price,
     max_quantity, realized_pnl, fees, fill_count, is_open, opened_at, closed_at, last_trade_id)
 SELECT user_id, bot_id, symbol, side, quantity::numeric, average_entry_price::numeric,
     max_quantity::numeric, realized_pnl::numeric, fees::numeric, fill_count, is_open,
@@ -132,19 +132,19 @@ ORDER BY ord
 """
 
 _ADD_ORDER_FILLS = """
-INSERT INTO trading.orders (order_id, bot_id, user_id, symbol, filled_quantity, fill_count)
+INSERT INTO orders (order_id, bot_id, user_id, symbol, filled_quantity, fill_count)
 SELECT o, b, u, s, q::numeric, n
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
   AS i(o, b, u, s, q, n)
 ON CONFLICT (order_id) DO UPDATE SET
-    filled_quantity = trading.orders.filled_quantity + EXCLUDED.filled_quantity,
-    fill_count = trading.orders.fill_count + EXCLUDED.fill_count,
+    filled_quantity = orders.filled_quantity + EXCLUDED.filled_quantity,
+    fill_count = orders.fill_count + EXCLUDED.fill_count,
     updated_at = now()
 """
 
 # The first outcome wins: a finished order is never reopened or re-finished.
 _FINISH_ORDERS = """
-INSERT INTO trading.orders (order_id, bot_id, user_id, symbol, status,
+INSERT INTO orders (order_id, bot_id, user_id, symbol, status,
     reported_filled_quantity, average_price, failure_reason, finished_at)
 SELECT o, b, u, s, st, q::numeric, p::numeric, r, f
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -156,7 +156,7 @@ ON CONFLICT (order_id) DO UPDATE SET
     failure_reason = EXCLUDED.failure_reason,
     finished_at = EXCLUDED.finished_at,
     updated_at = now()
-WHERE trading.orders.status = 'open'
+WHERE orders.status = 'open'
 """
 
 
@@ -192,11 +192,17 @@ class PostgresTradeStore:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, *, command_timeout: float = 60.0) -> PostgresTradeStore:
-        """Open the pool; an unreachable server raises StoreUnavailable."""
+    async def connect(
+        cls, dsn: str, *, command_timeout: float = 60.0, schema: str = SCHEMA
+    ) -> PostgresTradeStore:
+        """Open the pool on ``schema`` (a replay's shadow, or the live one by default).
+
+        An unreachable server raises StoreUnavailable.
+        """
         pool = await open_pool(
             dsn,
             schema=SCHEMA,
+            search_path=schema,
             service="trade-recorder",
             command_timeout=command_timeout,
             init=_create_incoming,
@@ -229,9 +235,7 @@ class PostgresTradeStore:
     async def checkpoint(self, name: str) -> int:
         """The stored checkpoint ``name`` (0 if none)."""
         async with translated_errors(), self._pool.acquire() as conn:
-            seq = await conn.fetchval(
-                "SELECT stream_seq FROM trading.checkpoints WHERE name = $1", name
-            )
+            seq = await conn.fetchval("SELECT stream_seq FROM checkpoints WHERE name = $1", name)
         return int(seq or 0)
 
 

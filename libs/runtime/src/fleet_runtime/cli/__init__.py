@@ -9,6 +9,7 @@ import typer
 from fleet_runtime.cli import (
     backup_cmd,
     contract_cmd,
+    deploy_cmd,
     dev_cmd,
     dlq_cmd,
     publish_cmd,
@@ -35,6 +36,7 @@ app.command("status")(status_cmd.status)
 app.add_typer(contract_cmd.app, name="contract")
 app.command("publish")(publish_cmd.publish)
 app.command("backup", context_settings=backup_cmd.CONTEXT)(backup_cmd.backup)
+app.add_typer(deploy_cmd.app, name="deploy")
 
 
 def main() -> None:

@@ -1,63 +1,167 @@
-"""`fleet replay NAME`: rebuild a worker's store from its streams with the worker's replayer.
+"""`fleet replay NAME`: rebuild a worker's store from its streams while the worker keeps running.
 
-A service offers a rebuild by declaring an entry point in the `fleet.replayers` group,
-named like its worker, pointing at ``async def rebuild(settings, since, progress)``:
-``settings`` are the worker's own settings, ``since`` a ``timedelta`` or None (everything
-the stream holds), ``progress`` a callable taking one line of text. ``libs/`` never
-imports a service: the replayer is found through the entry point only.
+A worker offers a rebuild through ``WorkerSpec.replay`` (its store's shadow/swap adapter,
+driven by ``fleet_runtime.replay.ReplayEngine``); ``libs/`` never imports a service.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from importlib.metadata import entry_points
-from typing import Any, cast
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import typer
 
 from fleet_runtime.errors import ConfigError
+from fleet_runtime.heap import DEFAULT_GEN0_THRESHOLD, settle_heap
 from fleet_runtime.logs import configure_logging
+from fleet_runtime.replay import (
+    ReplayEngine,
+    ReplayFactory,
+    ReplayPlan,
+    ReplayReport,
+    replay_factory,
+)
+from fleet_runtime.replay.lock import holder_name
+from fleet_runtime.replay.progress import RichProgress
 from fleet_runtime.settings import WorkerSettings, load_settings
 from fleet_runtime.topology.units import parse_duration
-from fleet_runtime.workers import discover_workers, get_worker
-
-REPLAYER_GROUP = "fleet.replayers"
-
-Replayer = Callable[[Any, timedelta | None, Callable[[str], None]], Awaitable[object]]
+from fleet_runtime.worker import connect_nats
+from fleet_runtime.workers import WorkerSpec, get_worker
 
 
-def find_replayer(name: str) -> Replayer:
-    """The rebuild function worker ``name`` declares, or a clear error."""
-    get_worker(name)
-    for ep in entry_points(group=REPLAYER_GROUP):
-        if ep.name == name:
-            return cast("Replayer", ep.load())
-    able = sorted(ep.name for ep in entry_points(group=REPLAYER_GROUP))
-    raise ConfigError(
-        f"worker {name!r} has no replayer (workers with one: {', '.join(able) or 'none'})",
-        fix=f"declare an entry point `{name}` in the `{REPLAYER_GROUP}` group of the service",
-    )
+def parse_since(value: str) -> datetime:
+    """A duration back from now (``24h``) or a time (``2026-05-01T12:00:00Z``), as UTC."""
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"--since {value!r} is neither a duration nor a time",
+            fix="pass a duration such as 24h or 90m, or an ISO time such as 2026-05-01T12:00Z",
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def replay(
-    name: str = typer.Argument(..., help="Worker name, e.g. market-ingest."),
+    name: str = typer.Argument(..., help="Worker name, e.g. trade-recorder."),
+    everything: bool = typer.Option(False, "--all", help="Replay the whole stream (default)."),
     since: str | None = typer.Option(
-        None, "--since", help="Only events younger than this (e.g. 24h, 90m); default: all."
+        None, "--since", help="Start at a duration ago (24h, 90m) or at a time (ISO 8601)."
+    ),
+    from_seq: int | None = typer.Option(None, "--from-seq", help="Start at this stream sequence."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Build the shadow and compare it with live; swap nothing."
+    ),
+    keep_old: bool = typer.Option(
+        False, "--keep-old", help="Keep the replaced tables under a dated name."
+    ),
+    drop_old: bool = typer.Option(
+        False, "--drop-old", help="Only remove what earlier --keep-old replays kept."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before swapping."),
+    partition: int | None = typer.Option(
+        None, "--partition", help="Replay one partition's consumer (<durable>-p<k>)."
+    ),
+    batch_size: int = typer.Option(
+        5000, "--batch-size", min=1, help="Events per store write while replaying."
     ),
 ) -> None:
-    """Rebuild a worker's store from its streams into fresh keys/tables, then switch over."""
-    replayer = find_replayer(name)
-    try:
-        window = None if since is None else timedelta(seconds=parse_duration(since))
-    except ValueError as exc:
-        raise ConfigError(f"--since: {exc}", fix="pass a duration such as 24h or 90m") from None
-    settings = load_settings(discover_workers()[name].settings_cls)
+    """Rebuild a worker's store from its streams into a shadow, then swap it in atomically."""
+    spec = get_worker(name)
+    starts = [
+        f
+        for f, on in (("--all", everything), ("--since", since), ("--from-seq", from_seq))
+        if on not in (None, False)
+    ]
+    if len(starts) > 1:
+        raise ConfigError(f"{' and '.join(starts)} cannot be combined", fix="pick one start point")
+    if from_seq is not None and from_seq < 1:
+        raise ConfigError(f"--from-seq {from_seq} is not a stream sequence", fix="pass N >= 1")
+    factory = replay_factory(spec)
+    start = None if since is None else parse_since(since)
+    settings = load_settings(spec.settings_cls)
     if isinstance(settings, WorkerSettings):
         configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(_run(replayer, settings, window))
+    plan = ReplayPlan(
+        from_seq=from_seq, since=start, dry_run=dry_run, keep_old=keep_old, partition=partition
+    )
+    if not (yes or dry_run or drop_old):
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                "a replay swaps the live store and needs a confirmation",
+                fix="pass --yes (or --dry-run to only compare)",
+            )
+        typer.confirm(f"Rebuild {spec.name}'s store and swap it in while it runs?", abort=True)
+    try:
+        asyncio.run(_run(spec, factory, settings, plan, drop_old=drop_old, batch_size=batch_size))
+    except KeyboardInterrupt:
+        typer.secho("interrupted: the live store is untouched", fg=typer.colors.YELLOW, err=True)
+        sys.exit(130)
 
 
-async def _run(replayer: Replayer, settings: Any, since: timedelta | None) -> None:
-    await replayer(settings, since, typer.echo)
+async def _run(
+    spec: WorkerSpec,
+    factory: ReplayFactory,
+    settings: Any,
+    plan: ReplayPlan,
+    *,
+    drop_old: bool,
+    batch_size: int,
+) -> None:
+    target = await factory(settings)
+    try:
+        async with target.lock(holder_name(spec.name)):
+            if drop_old:
+                dropped = await target.drop_old()
+                typer.echo(f"dropped: {', '.join(dropped)}" if dropped else "nothing kept to drop")
+                return
+            # A replay owns its process, as a worker does: the same collector settings.
+            settle_heap(getattr(settings, "gc_gen0_threshold", DEFAULT_GEN0_THRESHOLD))
+            nc = await connect_nats(settings.nats_url, f"{spec.name}-replay")
+            progress = RichProgress(f"replay {spec.name}")
+            try:
+                engine = ReplayEngine(nc, target, batch_size=batch_size, progress=progress)
+                report = await engine.run(plan)
+            finally:
+                progress.close()
+                await nc.drain()
+            _summarise(spec, target.description, report)
+    finally:
+        await target.close()
+
+
+def _summarise(spec: WorkerSpec, where: str, report: ReplayReport) -> None:
+    typer.echo(
+        f"applied {report.applied:,} events up to stream seq {report.position:,} in "
+        f"{report.seconds:.1f} s ({report.rate:,.0f} events/s); skipped: {report.invalid} "
+        f"undecodable, {report.rejected} rejected"
+    )
+    if report.compared is not None:
+        cmp = report.compared
+        typer.echo(f"dry run: live at seq {cmp.live_position:,}, shadow at {cmp.shadow_position:,}")
+        for t in cmp.tables:
+            mark = "same" if t.same else "DIFFERENT"
+            typer.echo(
+                f"  {t.name:<24} live {t.live_rows:>10,} rows  shadow {t.shadow_rows:>10,} rows"
+                f"  {mark}"
+            )
+        differ = sum(not t.same for t in cmp.tables)
+        typer.echo(
+            "live matches the replay"
+            if cmp.same
+            else f"{differ} of {len(cmp.tables)} tables differ; nothing swapped"
+        )
+        return
+    swap = report.swap
+    if swap is not None:
+        kept = f"; replaced tables kept as {swap.kept_as}" if swap.kept_as else ""
+        typer.echo(
+            f"swapped {where} at seq {swap.position:,} (live worker was at "
+            f"{swap.live_checkpoint:,}) in {swap.pause_s * 1000:.0f} ms after "
+            f"{report.swap_attempts} attempt(s){kept}"
+        )

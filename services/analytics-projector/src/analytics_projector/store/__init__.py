@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from analytics_projector.retention import Retention
 from analytics_projector.store.bots import apply_bots
 from analytics_projector.store.candles import apply_candles
 from analytics_projector.store.client import (
     INDEXES,
-    PRICE_HISTORY_TTL_S,
+    PRICE_HISTORY_EXPIRY_INDEX,
     TRADING_EVENTS_TTL_S,
     MongoFrame,
 )
@@ -17,10 +18,11 @@ from fleet_runtime.delivery import Batch
 
 __all__ = [
     "INDEXES",
-    "PRICE_HISTORY_TTL_S",
+    "PRICE_HISTORY_EXPIRY_INDEX",
     "TRADING_EVENTS_TTL_S",
     "AnalyticsStore",
     "MongoAnalyticsStore",
+    "Retention",
     "TradesApplied",
 ]
 
@@ -41,13 +43,21 @@ class AnalyticsStore(Protocol):
 class MongoAnalyticsStore:
     """``AnalyticsStore`` on MongoDB: one transaction per batch with its checkpoint."""
 
-    def __init__(self, frame: MongoFrame) -> None:
+    def __init__(self, frame: MongoFrame, retention: Retention | None = None) -> None:
         self.frame = frame
+        self.retention = retention or Retention()
 
     @classmethod
-    def open(cls, url: str, database: str, *, timeout_s: float = 5.0) -> MongoAnalyticsStore:
+    def open(
+        cls,
+        url: str,
+        database: str,
+        *,
+        timeout_s: float = 5.0,
+        retention: Retention | None = None,
+    ) -> MongoAnalyticsStore:
         """An adapter for ``url`` and ``database`` (connects on first use)."""
-        return cls(MongoFrame.open(url, database, timeout_s=timeout_s))
+        return cls(MongoFrame.open(url, database, timeout_s=timeout_s), retention)
 
     async def probe(self) -> None:
         """Reach the server and create the indexes."""
@@ -68,8 +78,10 @@ class MongoAnalyticsStore:
 
     async def record_candles(self, batch: Batch[Any]) -> int | None:
         """Apply closed candles in one transaction with their checkpoint."""
-        db = self.frame.db
-        return await self.frame.in_transaction(batch, lambda s, b: apply_candles(db, s, b))
+        db, retention = self.frame.db, self.retention
+        return await self.frame.in_transaction(
+            batch, lambda s, b: apply_candles(db, s, b, retention)
+        )
 
     async def record_bots(self, batch: Batch[Any]) -> int | None:
         """Apply bot lifecycle events in one transaction with their checkpoint."""

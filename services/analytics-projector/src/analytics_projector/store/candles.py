@@ -15,6 +15,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from analytics_projector.documents import d128, day_of
+from analytics_projector.retention import Retention
 from analytics_projector.store.client import Db, Document
 from analytics_projector.store.portfolios import PortfolioWriter
 from fleet_events import CandleInterval, MarketCandle
@@ -26,8 +27,8 @@ def candle_id(candle: MarketCandle) -> str:
     return f"{candle.symbol}|{candle.interval.value}|{candle.open_time.isoformat()}"
 
 
-def candle_doc(candle: MarketCandle, seq: int) -> Document:
-    """The ``price_history`` document of a candle (``timestamp`` = open time, for the TTL)."""
+def candle_doc(candle: MarketCandle, seq: int, retention: Retention) -> Document:
+    """The ``price_history`` document of a candle; ``expire_at`` drives its TTL."""
     return {
         "symbol": candle.symbol,
         "interval": candle.interval.value,
@@ -41,10 +42,13 @@ def candle_doc(candle: MarketCandle, seq: int) -> Document:
         "volume": d128(candle.volume),
         "trade_count": candle.trade_count,
         "stream_seq": seq,
+        "expire_at": retention.expire_at(candle.interval, candle.open_time),
     }
 
 
-async def apply_candles(db: Db, session: AsyncClientSession, batch: Batch[Any]) -> int:
+async def apply_candles(
+    db: Db, session: AsyncClientSession, batch: Batch[Any], retention: Retention
+) -> int:
     """Store the batch's candles; returns how many distinct candles it wrote."""
     latest: dict[str, tuple[MarketCandle, int]] = {}
     closes: dict[str, dict[str, tuple[datetime, Decimal]]] = {}
@@ -58,7 +62,7 @@ async def apply_candles(db: Db, session: AsyncClientSession, batch: Batch[Any]) 
             if held is None or candle.open_time >= held[0]:
                 days[day] = (candle.open_time, candle.close)
     writes = [
-        ReplaceOne({"_id": cid}, candle_doc(candle, seq), upsert=True)
+        ReplaceOne({"_id": cid}, candle_doc(candle, seq, retention), upsert=True)
         for cid, (candle, seq) in latest.items()
     ]
     await db.price_history.bulk_write(writes, ordered=False, session=session)

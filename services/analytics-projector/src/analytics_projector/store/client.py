@@ -22,6 +22,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.uri_parser import parse_uri
 
 from fleet_runtime.delivery import Batch
 from fleet_runtime.errors import StoreUnavailable
@@ -33,8 +34,9 @@ Document = dict[str, Any]
 Db = AsyncDatabase[Document]
 T = TypeVar("T")
 
-PRICE_HISTORY_TTL_S = 30 * 24 * 3600
-"""Candles are kept 30 days after they open."""
+PRICE_HISTORY_EXPIRY_INDEX = "ttl_expire_at"
+"""Candles expire at their own ``expire_at`` (``analytics_projector.retention``)."""
+_OLD_PRICE_HISTORY_TTL = "ttl_timestamp"
 TRADING_EVENTS_TTL_S = 90 * 24 * 3600
 """Raw trade events are kept 90 days after they happen."""
 
@@ -45,10 +47,6 @@ INDEXES: Mapping[str, list[IndexModel]] = {
         IndexModel([("timestamp", ASCENDING), ("user_id", ASCENDING)], name="timestamp_user"),
         IndexModel([("trading_pair", ASCENDING), ("timestamp", ASCENDING)], name="pair_timestamp"),
         IndexModel([("event_type", ASCENDING), ("timestamp", ASCENDING)], name="type_timestamp"),
-        IndexModel(
-            [("bot_id", ASCENDING), ("event_type", ASCENDING), ("timestamp", ASCENDING)],
-            name="bot_type_timestamp",
-        ),
         IndexModel(
             [("timestamp", ASCENDING)],
             name="ttl_timestamp",
@@ -63,7 +61,7 @@ INDEXES: Mapping[str, list[IndexModel]] = {
         ),
         IndexModel([("symbol", ASCENDING), ("timestamp", ASCENDING)], name="symbol_timestamp"),
         IndexModel(
-            [("timestamp", ASCENDING)], name="ttl_timestamp", expireAfterSeconds=PRICE_HISTORY_TTL_S
+            [("expire_at", ASCENDING)], name=PRICE_HISTORY_EXPIRY_INDEX, expireAfterSeconds=0
         ),
     ],
     "bot_performance": [IndexModel([("user_id", ASCENDING)], name="user")],
@@ -104,8 +102,15 @@ def _unavailable(exc: PyMongoError) -> StoreUnavailable:
 class MongoFrame:
     """The client, the database, the shared lock and the transactional batch."""
 
-    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        database: str,
+        user: tuple[str, str] | None = None,
+    ) -> None:
         self.client = client
+        self.user = user
+        """(user name, authentication database) of the URL's credentials, if any."""
         self.db: Db = client[database]
         self.lock = asyncio.Lock()
         self.crash_before_commit = False
@@ -122,20 +127,45 @@ class MongoFrame:
             socketTimeoutMS=30_000,
             appname="analytics-projector",
         )
-        return cls(client, database)
+        parsed = parse_uri(url, validate=False)
+        user = None
+        if parsed.get("username"):
+            source = parsed["options"].get("authsource") or parsed.get("database") or "admin"
+            user = (str(parsed["username"]), str(source))
+        return cls(client, database, user)
 
     async def close(self) -> None:
         """Release connections."""
         await self.client.close()
 
     async def probe(self) -> None:
-        """Reach the server and create the indexes (idempotent)."""
+        """Reach the server, create the indexes (idempotent), end stale sessions."""
         try:
             await self.client.admin.command("ping")
+            # The single 30-day TTL of earlier versions would still expire wider candles.
+            if _OLD_PRICE_HISTORY_TTL in await self.db.price_history.index_information():
+                await self.db.price_history.drop_index(_OLD_PRICE_HISTORY_TTL)
             for collection, models in INDEXES.items():
                 await self.db[collection].create_indexes(models)
+            await self._end_stale_sessions()
         except ConnectionFailure as exc:
             raise _unavailable(exc) from None
+
+    async def _end_stale_sessions(self) -> None:
+        """End the server sessions of this worker's MongoDB user.
+
+        A transaction that a killed instance left open keeps its write locks until the
+        server expires it (MongoDB's transactionLifetimeLimitSeconds, 60 s by default):
+        every batch would meet a write conflict until then. Ending the user's sessions at
+        start releases them at once. Another instance's transaction ended this way is
+        aborted and retried by that instance (every batch is idempotent). Without the
+        privilege (killAnySession), the worker waits for the server instead.
+        """
+        pattern = [] if self.user is None else [{"user": self.user[0], "db": self.user[1]}]
+        try:
+            await self.client.admin.command("killAllSessions", pattern)
+        except OperationFailure as exc:
+            log.warning("mongo_stale_sessions_kept", error=str(exc))
 
     async def checkpoint(self, stream: str, checkpoint: str) -> int | None:
         """The stored position of one consumer of one stream (None before its first batch)."""

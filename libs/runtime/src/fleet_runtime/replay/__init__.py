@@ -1,0 +1,56 @@
+"""Rebuild a worker's store from its streams while the live worker keeps running.
+
+``engine`` reads and applies, ``target`` is the port each store implements (shadow, swap,
+compare, lock), ``progress`` draws the bar and ``lock`` names the holder of a replay.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, cast
+
+from fleet_runtime.errors import ConfigError
+from fleet_runtime.replay.engine import ReplayEngine, ReplayPlan, ReplayReport
+from fleet_runtime.replay.target import (
+    CatchUp,
+    Comparison,
+    ReplayFactory,
+    ReplayLocked,
+    ReplayRefused,
+    ReplayTarget,
+    SwapBehind,
+    SwapResult,
+    TableCompare,
+)
+from fleet_runtime.workers import WorkerSpec
+
+__all__ = [
+    "CatchUp",
+    "Comparison",
+    "ReplayEngine",
+    "ReplayFactory",
+    "ReplayLocked",
+    "ReplayPlan",
+    "ReplayRefused",
+    "ReplayReport",
+    "ReplayTarget",
+    "SwapBehind",
+    "SwapResult",
+    "TableCompare",
+    "replay_factory",
+]
+
+
+def replay_factory(spec: WorkerSpec) -> ReplayFactory:
+    """The worker's replay-target factory, or a one-line error if it has none."""
+    found = spec.replay
+    if found is None:
+        raise ConfigError(
+            f"worker {spec.name!r} ({spec.store}) has no replayable store",
+            fix="replay is available for workers whose service declares WorkerSpec.replay",
+        )
+    if callable(found):
+        return cast("ReplayFactory", found)
+    module, _, attr = found.partition(":")
+    factory: Any = getattr(importlib.import_module(module), attr)
+    return cast("ReplayFactory", factory)

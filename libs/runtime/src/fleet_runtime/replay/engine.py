@@ -1,0 +1,296 @@
+"""The replay engine: stream -> the worker's own handlers -> shadow store -> atomic swap.
+
+One ephemeral ordered push consumer (callback delivery, no acks) per replay reads the
+durable's filter from the chosen start. Its callback only queues messages; the engine
+takes them in wide batches, decodes them as the consume loop does and calls the
+worker's handlers bound to the shadow store (``ReplayTarget.subscriptions``). Once the
+shadow has caught up with the stream, ``ReplayTarget.swap`` locks the live checkpoint,
+lets the engine apply whatever the live worker had committed beyond the shadow
+(``catch_up``), and swaps. See docs/replay.md for why nothing is applied twice or skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from fleet_events import DecodeError, decode
+from fleet_runtime.binding import Subscription, ack_position
+from fleet_runtime.delivery import Batch, Delivery
+from fleet_runtime.errors import EventRejected, StoreUnavailable, UserError
+from fleet_runtime.logs import get_logger
+from fleet_runtime.replay.progress import ReplayProgress, SilentProgress
+from fleet_runtime.replay.source import resolve_source
+from fleet_runtime.replay.target import (
+    Comparison,
+    ReplayTarget,
+    SwapBehind,
+    SwapResult,
+)
+
+log = get_logger("fleet_runtime.replay")
+
+_QUEUE_MAX = 50_000
+_PROGRESS_EVERY_S = 0.2
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """What the operator asked for."""
+
+    from_seq: int | None = None
+    since: datetime | None = None
+    dry_run: bool = False
+    keep_old: bool = False
+    partition: int | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether the replay sees only part of the stream (a later start, or one partition)."""
+        return self.from_seq is not None or self.since is not None or self.partition is not None
+
+
+@dataclass
+class ReplayReport:
+    """What a replay did."""
+
+    applied: int = 0
+    invalid: int = 0
+    """Undecodable or unaccepted events (the live worker dead-letters them)."""
+    rejected: int = 0
+    """Events the handler rejected (the live worker dead-letters them too)."""
+    position: int = 0
+    seconds: float = 0.0
+    """From the start (lock held) to the end of the swap or comparison."""
+    apply_seconds: float = 0.0
+    """From the first event applied to the shadow catching up with the stream."""
+    cleaned: str | None = None
+    swap: SwapResult | None = None
+    swap_attempts: int = 0
+    compared: Comparison | None = None
+
+    @property
+    def rate(self) -> float:
+        """Events applied per second, swap included."""
+        return self.applied / max(self.seconds, 1e-9)
+
+    @property
+    def apply_rate(self) -> float:
+        """Events applied per second while catching up (set-up and swap left out)."""
+        return self.applied / max(self.apply_seconds, 1e-9)
+
+
+class ReplayEngine:
+    """Rebuild one worker's store through its ``ReplayTarget`` while the worker keeps running."""
+
+    def __init__(
+        self,
+        nc: NATS,
+        target: ReplayTarget,
+        *,
+        batch_size: int = 5000,
+        swap_attempts: int = 5,
+        catch_up_timeout_s: float = 5.0,
+        progress: ReplayProgress | None = None,
+    ) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
+        self._target = target
+        self._batch_size = batch_size
+        self._swap_attempts = swap_attempts
+        self._catch_up_timeout_s = catch_up_timeout_s
+        self._progress = progress or SilentProgress()
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue(_QUEUE_MAX)
+        self._report = ReplayReport()
+        self._pending = 0
+        self._sub: Subscription | None = None
+        self._checkpoint = ""
+        self._last_progress = 0.0
+        self._held: Msg | None = None
+        self._first_at: float | None = None
+
+    async def run(self, plan: ReplayPlan) -> ReplayReport:
+        """Rebuild, then swap (or compare, for a dry run). Live is untouched on any error."""
+        started = time.monotonic()
+        sub, subject = await resolve_source(self._js, self._target, plan)
+        self._checkpoint = (
+            sub.durable if plan.partition is None else f"{sub.durable}-p{plan.partition}"
+        )
+        self._report.cleaned = await self._target.prepare()
+        # Bound again now that the shadow store is open.
+        self._sub = self._target.subscriptions()[0]
+        if self._report.cleaned:
+            self._progress.note(self._report.cleaned)
+        swapped = False
+        consumer = await self._subscribe(sub.stream, subject, plan)
+        try:
+            await self._drain()
+            if self._first_at is not None:
+                self._report.apply_seconds = time.monotonic() - self._first_at
+            if plan.dry_run:
+                self._report.compared = await self._target.compare(self._catch_up)
+            else:
+                self._report.swap = await self._swap(plan)
+                swapped = True
+        finally:
+            await consumer.unsubscribe()
+            if not swapped:
+                await self._target.discard()
+            self._report.seconds = time.monotonic() - started
+            self._progress.update(self._report.applied, self._report.applied)
+        return self._report
+
+    async def _subscribe(self, stream: str, subject: str, plan: ReplayPlan) -> Any:
+        config = ConsumerConfig()
+        policy = DeliverPolicy.ALL
+        if plan.from_seq is not None:
+            policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = plan.from_seq
+        elif plan.since is not None:
+            policy = DeliverPolicy.BY_START_TIME
+            config.opt_start_time = plan.since
+        queue = self._queue
+
+        async def on_msg(msg: Msg) -> None:
+            # Awaiting a full queue holds the subscription's callback, so flow control
+            # slows the server down instead of the queue growing without bound.
+            await queue.put(msg)
+
+        consumer = await self._js.subscribe(
+            subject,
+            stream=stream,
+            cb=on_msg,
+            ordered_consumer=True,
+            deliver_policy=policy,
+            config=config,
+        )
+        info = await consumer.consumer_info()
+        self._pending = int(info.num_pending or 0)
+        return consumer
+
+    async def _next(self, wait_s: float) -> Msg:
+        """The held-back message, else the next delivered one (TimeoutError after ``wait_s``)."""
+        if self._held is not None:
+            msg, self._held = self._held, None
+            return msg
+        return await asyncio.wait_for(self._queue.get(), wait_s)
+
+    async def _drain(self) -> None:
+        """Apply until the shadow has everything the stream held when the last message came."""
+        idle_s = self._catch_up_timeout_s * 6
+        while self._pending > 0 or self._held is not None or not self._queue.empty():
+            try:
+                first = await self._next(idle_s)
+            except TimeoutError:
+                raise UserError(
+                    f"no message from the stream for {idle_s:.0f} s with {self._pending} "
+                    "still pending; nothing swapped",
+                    fix="check the NATS server and run the replay again",
+                ) from None
+            await self._apply_from(first)
+
+    async def _catch_up(self, seq: int) -> int:
+        """Apply exactly up to ``seq`` (bounded by the catch-up timeout); the position reached.
+
+        Stopping at ``seq`` rather than at the end of what is queued keeps the work done
+        while the live worker is held short, and lets a dry run compare at one position.
+        """
+        deadline = time.monotonic() + self._catch_up_timeout_s
+        while self._report.position < seq:
+            try:
+                first = await self._next(max(deadline - time.monotonic(), 0.0))
+            except TimeoutError:
+                raise SwapBehind(f"shadow at {self._report.position}, live at {seq}") from None
+            if ack_position(first.reply)[1] > seq:
+                # No message of the filter lies between the position and ``seq``.
+                self._held = first
+                self._report.position = seq
+                break
+            await self._apply_from(first, limit=seq)
+        return self._report.position
+
+    async def _swap(self, plan: ReplayPlan) -> SwapResult:
+        for attempt in range(1, self._swap_attempts + 1):
+            self._report.swap_attempts = attempt
+            try:
+                return await self._target.swap(self._catch_up, keep_old=plan.keep_old)
+            except SwapBehind as exc:
+                self._progress.note(f"swap attempt {attempt}: live worker ahead ({exc}); retrying")
+                await self._drain()
+        raise UserError(
+            f"the live worker stayed ahead of the replay through {self._swap_attempts} swap "
+            f"attempts; {self._target.description} is untouched and the shadow removed",
+            fix="run the replay again when the publish rate is lower",
+        )
+
+    async def _apply_from(self, first: Msg, limit: int | None = None) -> None:
+        """Apply ``first`` and what is queued behind it (up to ``limit``, if given)."""
+        msgs = [first]
+        queue = self._queue
+        while len(msgs) < self._batch_size and not queue.empty():
+            msg = queue.get_nowait()
+            if limit is not None and ack_position(msg.reply)[1] > limit:
+                self._held = msg
+                break
+            msgs.append(msg)
+        if self._first_at is None:
+            self._first_at = time.monotonic()
+        await self._apply_msgs(msgs)
+        now = time.monotonic()
+        if now - self._last_progress >= _PROGRESS_EVERY_S:
+            self._last_progress = now
+            self._progress.update(self._report.applied, self._report.applied + self._pending)
+
+    async def _apply_msgs(self, msgs: Sequence[Msg]) -> None:
+        """Decode like the consume loop; skip what the live worker dead-letters."""
+        assert self._sub is not None
+        sub = self._sub
+        own_decode = sub.decode
+        run: list[Delivery[Any]] = []
+        for msg in msgs:
+            stream, seq, _ = ack_position(msg.reply)
+            try:
+                if own_decode is not None:
+                    event = own_decode(msg.data)
+                else:
+                    event = decode(msg.data)
+                    if sub.accepts and not isinstance(event.data, sub.accepts):
+                        raise EventRejected(event.id, "type not accepted")
+            except (DecodeError, EventRejected):
+                self._report.invalid += 1
+                continue
+            run.append(Delivery(event, msg.subject, stream, seq, 1, msg))
+        await self._apply(sub, run)
+        last = msgs[-1]
+        self._report.position = ack_position(last.reply)[1]
+        self._pending = int(last.reply.rsplit(".", 1)[-1])
+
+    async def _apply(self, sub: Subscription, deliveries: list[Delivery[Any]]) -> None:
+        remaining = deliveries
+        while remaining:
+            try:
+                await sub.handler(Batch(remaining, self._checkpoint))
+                self._report.applied += len(remaining)
+                return
+            except StoreUnavailable as exc:
+                raise UserError(
+                    f"the store stopped answering during the replay ({exc}); "
+                    f"{self._target.description} is untouched",
+                    fix="check the store, then run the replay again (it removes the shadow)",
+                ) from None
+            except EventRejected as rej:
+                idx = next((i for i, d in enumerate(remaining) if d.event.id == rej.event_id), None)
+                if idx is None:
+                    raise
+                await self._apply(sub, remaining[:idx])
+                self._report.rejected += 1
+                log.info("replay_event_rejected", seq=remaining[idx].stream_seq, reason=rej.reason)
+                remaining = remaining[idx + 1 :]

@@ -1,0 +1,77 @@
+"""Which stream and filter a replay reads, and the refusals that come before any work."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from fleet_runtime.binding import Subscription
+from fleet_runtime.errors import ConfigError, ConsumerMissing
+from fleet_runtime.replay.target import ReplayRefused, ReplayTarget
+
+if TYPE_CHECKING:
+    from fleet_runtime.replay.engine import ReplayPlan
+
+
+async def resolve_source(
+    js: JetStreamContext, target: ReplayTarget, plan: ReplayPlan
+) -> tuple[Subscription, str]:
+    """The subscription to replay and its filter subject; refuse what cannot be replayed."""
+    subs = list(target.subscriptions())
+    if len(subs) != 1:
+        raise ReplayRefused(
+            f"the worker has {len(subs)} subscriptions; the engine replays exactly one",
+            fix="replay is available for single-subscription workers only",
+        )
+    sub = subs[0]
+    durable = sub.durable if plan.partition is None else f"{sub.durable}-p{plan.partition}"
+    every_partition = False
+    try:
+        stream = await js.stream_info(sub.stream)
+        try:
+            info = await js.consumer_info(sub.stream, durable)
+        except NotFoundError:
+            if plan.partition is not None:
+                raise
+            # A partitioned worker: its durables are <durable>-p<k>.
+            info = await js.consumer_info(sub.stream, f"{durable}-p0")
+            every_partition = True
+    except NotFoundError:
+        raise ConsumerMissing(
+            f"consumer {durable} on stream {sub.stream} is not on the server",
+            fix="run `fleet topology apply` first (and check --partition)",
+        ) from None
+    filters = list(info.config.filter_subjects or [])
+    if info.config.filter_subject:
+        filters.append(info.config.filter_subject)
+    if len(filters) > 1:
+        raise ReplayRefused(
+            f"consumer {info.name} has {len(filters)} filter subjects; replay reads one",
+            fix="give the consumer a single filter subject in streams.yaml",
+        )
+    subject = filters[0] if filters else ">"
+    if every_partition:
+        # Partition k filters <subject>.<k>: every partition is the last token's wildcard.
+        subject = subject.rsplit(".", 1)[0] + ".*"
+    first, last = stream.state.first_seq, stream.state.last_seq
+    if plan.from_seq is not None and not first <= plan.from_seq <= last:
+        raise ConfigError(
+            f"--from-seq {plan.from_seq} is outside stream {sub.stream}, which holds "
+            f"sequences {first}..{last}",
+            fix=f"pass a sequence between {first} and {last}, or --all",
+        )
+    refusal = target.partial_refusal()
+    if refusal is not None and plan.partial:
+        raise ReplayRefused(
+            f"a partial rebuild of {target.description} would be wrong: {refusal}",
+            fix="replay everything with --all",
+        )
+    if refusal is not None and first > 1:
+        raise ReplayRefused(
+            f"stream {sub.stream} no longer holds sequences 1..{first - 1} (retention), "
+            f"and {target.description} needs every event: {refusal}",
+            fix="restore the stream from a backup before rebuilding",
+        )
+    return sub, subject
