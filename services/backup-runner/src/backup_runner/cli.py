@@ -11,7 +11,8 @@ from backup_runner.app import object_store
 from backup_runner.errors import BackupRefused
 from backup_runner.manifest import Manifest, list_manifests, read_manifest, verify_object
 from backup_runner.objects import MinioObjectStore, ObjectMissing
-from backup_runner.restore import restore_postgres
+from backup_runner.restore_mongodb import restore_mongodb
+from backup_runner.restore_postgres import restore_postgres
 from backup_runner.runner import find_pg_dump
 from backup_runner.settings import BackupRunnerSettings
 from fleet_runtime.errors import StoreUnavailable, UserError
@@ -110,30 +111,41 @@ def verify_cmd(backup_id: IdArgument) -> None:
 def restore_cmd(
     backup_id: IdArgument,
     into: Annotated[
-        str, typer.Option("--into", help="PostgreSQL URL of the database to load into.")
+        str, typer.Option("--into", help="URL of the PostgreSQL database or MongoDB server.")
     ],
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="MongoDB: restore the backup's database under this name."),
+    ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Load into a non-empty database (replaces schemas).")
+        bool,
+        typer.Option("--force", help="Load into a non-empty target (replaces what it restores)."),
     ] = False,
 ) -> None:
-    """Load a postgres backup into an empty database (digests checked before loading)."""
+    """Load a postgres or mongodb backup into an empty target (digests checked first)."""
     settings = load_settings(BackupRunnerSettings)
     store = object_store(settings)
     manifest = _manifest(store, backup_id)
     try:
-        pg_restore = str(Path(find_pg_dump(settings.pg_bin_dir)).with_name("pg_restore"))
-    except BackupRefused as exc:
-        raise UserError(str(exc), fix="set BACKUP_RUNNER_PG_BIN_DIR") from None
-    try:
-        done = restore_postgres(manifest, store, dsn=into, pg_restore=pg_restore, force=force)
+        if manifest.target == "mongodb":
+            done = restore_mongodb(manifest, store, url=into, database=database, force=force)
+        else:
+            done = restore_postgres(
+                manifest, store, dsn=into, pg_restore=_pg_restore(settings), force=force
+            )
     except StoreUnavailable as exc:
         raise _unreachable(exc) from None
-    typer.echo(
-        f"restored backup {backup_id}: schemas {', '.join(done.schemas)} ({done.bytes} bytes)"
-    )
+    typer.echo(f"restored backup {backup_id}: {', '.join(done.parts)} ({done.bytes} bytes)")
     for name, rows in sorted(manifest.positions.items()):
         typer.echo(f"  {name}: {rows}")
     typer.echo(
         "catch up: the restored checkpoints above are the stream positions the data reflects; "
         "replay each worker's stream from there (`fleet replay WORKER`) before serving reads."
     )
+
+
+def _pg_restore(settings: BackupRunnerSettings) -> str:
+    try:
+        return str(Path(find_pg_dump(settings.pg_bin_dir)).with_name("pg_restore"))
+    except BackupRefused as exc:
+        raise UserError(str(exc), fix="set BACKUP_RUNNER_PG_BIN_DIR") from None

@@ -28,7 +28,8 @@ _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 class Restored:
     """What a restore loaded."""
 
-    schemas: list[str]
+    parts: list[str]
+    """Schemas, or database.collection names."""
     bytes: int
 
 
@@ -52,7 +53,8 @@ async def user_tables(dsn: str) -> list[str]:
         await conn.close()
 
 
-def _download_checked(store: ObjectStore, key: str, sha256: str, path: Path) -> int:
+def download_checked(store: ObjectStore, key: str, sha256: str, path: Path) -> int:
+    """Download ``key`` to ``path``; refuse it (UserError) when its sha256 is not ``sha256``."""
     digest = hashlib.sha256()
     size = 0
     with path.open("wb") as out:
@@ -75,8 +77,8 @@ def restore_postgres(
     if manifest.target != "postgres":
         raise UserError(
             f"backup {manifest.backup_id} is a {manifest.target} backup: restore handles "
-            "postgres backups in this release",
-            fix="pick a postgres backup from `fleet backup list`",
+            "postgres and mongodb backups (a stream archive is read by replay)",
+            fix="pick a postgres or mongodb backup from `fleet backup list`",
         )
     existing = asyncio.run(user_tables(dsn))
     if existing and not force:
@@ -90,7 +92,7 @@ def restore_postgres(
     with tempfile.TemporaryDirectory(prefix="fleet-restore-") as tmp:
         for entry in manifest.objects:
             path = Path(tmp) / entry.key.rsplit("/", 1)[-1]
-            total += _download_checked(store, entry.key, entry.sha256, path)
+            total += download_checked(store, entry.key, entry.sha256, path)
             args = [pg_restore, "--exit-on-error", "--no-owner", "--no-privileges"]
             if force:
                 args += ["--clean", "--if-exists"]
