@@ -38,6 +38,15 @@ WORKER = "backup-runner"
 ACK_WAIT_S = 4
 
 
+def archived_ranges_of(keys: list[str]) -> list[tuple[int, int]]:
+    """(first, last) of each segment key."""
+    found = []
+    for key in keys:
+        first, last = key.rsplit("/", 1)[1].removesuffix(".jsonl.zst").split("-")
+        found.append((int(first), int(last)))
+    return found
+
+
 def topology_file(tmp_path: Path) -> Path:
     """streams.yaml with the runner's ack wait at 4 s (10 min in production): a killed
     runner's request comes back in seconds, and a backup that outlives it must be kept in
@@ -198,6 +207,13 @@ async def test_kill_9_mid_backup_leaves_no_manifest_and_the_redelivery_completes
     assert scene.metric("fleet_backup_archive_gaps") == 0
     manifest = read_manifest(scene.store, "killed")
     assert manifest.positions["stream.BOTS"]["archived_through"] == 150
+    # The killed run's segments are read back, checked and listed too: the manifest alone
+    # covers 1..150 without a hole.
+    listed = sorted(archived_ranges_of([o.key for o in manifest.objects]))
+    assert listed[0][0] == 1
+    assert listed[-1][1] == 150
+    assert chain_gaps("BOTS", listed) == []
+    assert any("interrupted run" in o.what for o in manifest.objects)
     ranges = archived_ranges(scene.store, "BOTS")
     assert (ranges[0][0], ranges[-1][1]) == (1, 150)
     assert chain_gaps("BOTS", ranges) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import re
@@ -21,7 +22,7 @@ import zstandard
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from backup_runner.manifest import ManifestObject
+from backup_runner.manifest import Manifest, ManifestObject, list_manifests
 from backup_runner.objects import ObjectStore
 from backup_runner.targets import TargetResult
 
@@ -67,11 +68,60 @@ def _line(msg: Any) -> bytes:
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode() + b"\n"
 
 
+def segment_problem(raw: bytes, first: int, last: int) -> str | None:
+    """None when ``raw`` is a readable segment holding ``first``..``last`` in order."""
+    try:
+        text = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+        seqs = [json.loads(line)["seq"] for line in text.splitlines() if line]
+    except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if not seqs or seqs[0] != first or seqs[-1] != last:
+        return f"holds sequences {seqs[:1]}..{seqs[-1:]}, its key says {first}-{last}"
+    if any(b <= a for a, b in itertools.pairwise(seqs)):
+        return "sequences out of order"
+    return None
+
+
+def _adopt(
+    store: ObjectStore, stream: str, ranges: list[tuple[int, int]], covered: int
+) -> tuple[list[ManifestObject], list[str]]:
+    """Segments after ``covered`` that no manifest lists (a run killed after writing them),
+    each read back and checked; the unreadable ones reported instead."""
+    objects: list[ManifestObject] = []
+    problems: list[str] = []
+    for first, last in ranges:
+        if first <= covered:
+            continue
+        key = segment_key(stream, first, last)
+        raw = b"".join(store.get_chunks(key))
+        problem = segment_problem(raw, first, last)
+        if problem is not None:
+            problems.append(f"{stream} segment {first}-{last} unreadable: {problem}")
+            continue
+        objects.append(
+            ManifestObject(
+                key=key,
+                size=len(raw),
+                sha256=hashlib.sha256(raw).hexdigest(),
+                what=f"{stream} messages {first}-{last} (written by an interrupted run, checked)",
+            )
+        )
+    return objects, problems
+
+
 async def _archive_stream(
-    js: JetStreamContext, stream: str, store: ObjectStore, segment_max: int, result: TargetResult
+    js: JetStreamContext,
+    stream: str,
+    store: ObjectStore,
+    segment_max: int,
+    covered: int,
+    result: TargetResult,
 ) -> None:
     ranges = await asyncio.to_thread(archived_ranges, store, stream)
     result.gaps.extend(chain_gaps(stream, ranges))
+    adopted, unreadable = await asyncio.to_thread(_adopt, store, stream, ranges, covered)
+    result.objects.extend(adopted)
+    result.gaps.extend(unreadable)
     archived = ranges[-1][1] if ranges else 0
     info = await js.stream_info(stream)
     last = info.state.last_seq
@@ -120,11 +170,29 @@ async def _archive_stream(
     result.positions[f"stream.{stream}"] = {"archived_through": seq, "last_seq": last}
 
 
+def manifest_coverage(manifests: list[Manifest]) -> dict[str, int]:
+    """Per stream, the highest ``archived_through`` a completed stream backup recorded."""
+    covered: dict[str, int] = {}
+    for manifest in manifests:
+        for name, position in manifest.positions.items():
+            if name.startswith("stream.") and isinstance(position, dict):
+                stream = name.removeprefix("stream.")
+                through = int(position.get("archived_through", 0))
+                covered[stream] = max(covered.get(stream, 0), through)
+    return covered
+
+
 async def back_up(
     *, js: JetStreamContext, streams: list[str], store: ObjectStore, segment_max: int
 ) -> TargetResult:
-    """Archive each stream in ``streams`` from its last archived sequence to its end now."""
+    """Archive each stream in ``streams`` from its last archived sequence to its end now.
+
+    The manifest lists the segments this run wrote and those after the last completed
+    stream backup that no manifest lists yet, so the manifests together cover the chain.
+    """
     result = TargetResult(tools={"zstandard": zstandard.__version__, "format": "jsonl-v1"})
+    manifests = await asyncio.to_thread(list_manifests, store)
+    covered = manifest_coverage([m for m in manifests if m.target == "stream"])
     for stream in streams:
-        await _archive_stream(js, stream, store, segment_max, result)
+        await _archive_stream(js, stream, store, segment_max, covered.get(stream, 0), result)
     return result
