@@ -131,3 +131,12 @@ def settings(
 def store(settings: BackupRunnerSettings) -> MinioObjectStore:
     """The S3 adapter on this test's bucket."""
     return object_store(settings)
+
+
+@pytest.fixture
+def empty_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new empty database on the shared server (a restore target)."""
+    name = f"restore_{uuid.uuid4().hex[:12]}"
+    dsn = postgres_server.create_database(name)
+    yield dsn
+    postgres_server.drop_database(name)

@@ -7,12 +7,10 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import nats
-import pytest
 from bson import Decimal128
 from pymongo import MongoClient
 
@@ -20,7 +18,7 @@ from backup_runner.manifest import read_manifest
 from backup_runner.objects import MinioObjectStore
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
-from fleet_testing.servers import MongoServer, NatsServer, PostgresServer
+from fleet_testing.servers import MongoServer, NatsServer
 
 from .conftest import SCHEMAS, settings_env
 
@@ -55,14 +53,6 @@ async def digests(dsn: str) -> dict[str, tuple[int, str]]:
         return found
     finally:
         await conn.close()
-
-
-@pytest.fixture
-def empty_database(postgres_server: PostgresServer) -> Iterator[str]:
-    name = f"restore_{uuid.uuid4().hex[:12]}"
-    dsn = postgres_server.create_database(name)
-    yield dsn
-    postgres_server.drop_database(name)
 
 
 async def test_restore_drill_equals_the_original_and_refuses_a_non_empty_target(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from backup_runner.app import object_store
+from backup_runner.encryption import parse_key
 from backup_runner.errors import BackupRefused
 from backup_runner.manifest import Manifest, list_manifests, read_manifest, verify_object
 from backup_runner.objects import MinioObjectStore, ObjectMissing
@@ -126,12 +127,16 @@ def restore_cmd(
     settings = load_settings(BackupRunnerSettings)
     store = object_store(settings)
     manifest = _manifest(store, backup_id)
+    secret = settings.encryption_key
+    key = parse_key(secret.get_secret_value()) if secret is not None else None
     try:
         if manifest.target == "mongodb":
-            done = restore_mongodb(manifest, store, url=into, database=database, force=force)
+            done = restore_mongodb(
+                manifest, store, url=into, database=database, force=force, key=key
+            )
         else:
             done = restore_postgres(
-                manifest, store, dsn=into, pg_restore=_pg_restore(settings), force=force
+                manifest, store, dsn=into, pg_restore=_pg_restore(settings), force=force, key=key
             )
     except StoreUnavailable as exc:
         raise _unreachable(exc) from None

@@ -64,6 +64,10 @@ class Manifest(BaseModel):
     positions: dict[str, Any] = Field(default_factory=dict)
     """Store positions at the time: checkpoints per schema/database, archived ranges per stream."""
     tools: dict[str, str] = Field(default_factory=dict)
+    encryption: str | None = None
+    """How the objects are encrypted (``aes-256-gcm-frames-v1``), None when they are not."""
+    key_id: str | None = None
+    """Which key: the first 16 hex digits of its sha256 (the key itself is never stored)."""
     gaps: list[str] = Field(default_factory=list)
     """Stream ranges missing from the archive (a segment that does not follow the previous one)."""
 

@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 
 from backup_runner.manifest import Manifest
 from backup_runner.objects import ObjectStore
-from backup_runner.restore_postgres import Restored, download_checked
+from backup_runner.restore_postgres import Restored, check_key, download_checked, plain_copy
 from fleet_runtime.errors import UserError
 
 _BATCH = 1000
@@ -61,11 +61,13 @@ def restore_mongodb(
     url: str,
     database: str | None,
     force: bool,
+    key: bytes | None = None,
 ) -> Restored:
     """Load every collection of ``manifest`` into the server at ``url``.
 
     ``database`` renames the one database the backup holds (a drill on the same server).
     """
+    check_key(manifest, key)
     collections = _collections(manifest)
     sources = sorted({db for db, _ in collections})
     if database is not None and len(sources) > 1:
@@ -93,6 +95,7 @@ def restore_mongodb(
                 docs_entry = entries["documents"]
                 path = Path(tmp) / f"{src}.{name}.jsonl.zst"
                 total += download_checked(store, docs_entry.key, docs_entry.sha256, path)
+                path = plain_copy(path, manifest, key)
                 batch: list[dict[str, Any]] = []
                 for doc in _documents(path):
                     batch.append(doc)
@@ -105,6 +108,7 @@ def restore_mongodb(
                 if index_entry is not None:
                     ipath = Path(tmp) / f"{src}.{name}.indexes.json"
                     total += download_checked(store, index_entry.key, index_entry.sha256, ipath)
+                    ipath = plain_copy(ipath, manifest, key)
                     for spec in json_util.loads(ipath.read_bytes()):
                         if spec["name"] == "_id_":
                             continue

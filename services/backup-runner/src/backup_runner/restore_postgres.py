@@ -12,11 +12,13 @@ import asyncio
 import hashlib
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
+from backup_runner.encryption import DecryptionFailed, decrypt_chunks, key_id
 from backup_runner.manifest import Manifest
 from backup_runner.objects import ObjectStore
 from fleet_runtime.errors import UserError
@@ -70,8 +72,51 @@ def download_checked(store: ObjectStore, key: str, sha256: str, path: Path) -> i
     return size
 
 
+def check_key(manifest: Manifest, key: bytes | None) -> None:
+    """Refuse a restore whose key is missing or not the one the backup was made with."""
+    if manifest.encryption is None:
+        return
+    if key is None:
+        raise UserError(
+            f"backup {manifest.backup_id} is encrypted (key id {manifest.key_id})",
+            fix="set BACKUP_RUNNER_ENCRYPTION_KEY to the key it was made with",
+        )
+    if key_id(key) != manifest.key_id:
+        raise UserError(
+            f"wrong encryption key for backup {manifest.backup_id}: the key given has id "
+            f"{key_id(key)}, the backup was made with {manifest.key_id}",
+            fix="set BACKUP_RUNNER_ENCRYPTION_KEY to the key the backup was made with",
+        )
+
+
+def plain_copy(path: Path, manifest: Manifest, key: bytes | None) -> Path:
+    """``path`` itself, or its decrypted copy when the backup is encrypted."""
+    if manifest.encryption is None or key is None:
+        return path
+    plain = path.with_name(path.name + ".plain")
+
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as source:
+            while chunk := source.read(1024 * 1024):
+                yield chunk
+
+    try:
+        with plain.open("wb") as out:
+            for part in decrypt_chunks(chunks(), key, path.name):
+                out.write(part)
+    except DecryptionFailed as exc:
+        raise UserError(str(exc), fix="check BACKUP_RUNNER_ENCRYPTION_KEY") from None
+    return plain
+
+
 def restore_postgres(
-    manifest: Manifest, store: ObjectStore, *, dsn: str, pg_restore: str, force: bool
+    manifest: Manifest,
+    store: ObjectStore,
+    *,
+    dsn: str,
+    pg_restore: str,
+    force: bool,
+    key: bytes | None = None,
 ) -> Restored:
     """Load every schema dump of ``manifest`` into the database at ``dsn``."""
     if manifest.target != "postgres":
@@ -80,6 +125,7 @@ def restore_postgres(
             "postgres and mongodb backups (a stream archive is read by replay)",
             fix="pick a postgres or mongodb backup from `fleet backup list`",
         )
+    check_key(manifest, key)
     existing = asyncio.run(user_tables(dsn))
     if existing and not force:
         shown = ", ".join(existing[:5]) + (" …" if len(existing) > 5 else "")
@@ -93,6 +139,7 @@ def restore_postgres(
         for entry in manifest.objects:
             path = Path(tmp) / entry.key.rsplit("/", 1)[-1]
             total += download_checked(store, entry.key, entry.sha256, path)
+            path = plain_copy(path, manifest, key)
             args = [pg_restore, "--exit-on-error", "--no-owner", "--no-privileges"]
             if force:
                 args += ["--clean", "--if-exists"]
@@ -106,5 +153,5 @@ def restore_postgres(
                     fix="check the target database and that pg_restore matches the dump's "
                     "PostgreSQL version (BACKUP_RUNNER_PG_BIN_DIR)",
                 )
-            schemas.append(path.stem)
+            schemas.append(entry.key.rsplit("/", 1)[-1].removesuffix(".dump"))
     return Restored(schemas, total)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nats.js.client import JetStreamContext
 
+from backup_runner.encryption import SCHEME, EncryptedObjectStore, key_id, parse_key
 from backup_runner.errors import BackupRefused
 from backup_runner.manifest import Manifest, backup_prefix, manifest_key
 from backup_runner.objects import ObjectStore
@@ -73,6 +74,12 @@ class BackupRunner:
         self._settings = settings
         self._store = store
         self._js = js
+        secret = settings.encryption_key
+        self._key = parse_key(secret.get_secret_value()) if secret is not None else None
+        # Objects go through the encrypting store; the manifest is written in the clear.
+        self._data: ObjectStore = (
+            store if self._key is None else EncryptedObjectStore(store, self._key)
+        )
 
     def check(self, request: BackupRequest) -> None:
         """Refuse an unknown target or scope before anything is written."""
@@ -94,20 +101,21 @@ class BackupRunner:
                 dsn=s.postgres_dsn.get_secret_value(),
                 schemas=_scoped("schema", request.scope, s.postgres_schemas),
                 pg_dump=find_pg_dump(s.pg_bin_dir),
-                store=self._store,
+                store=self._data,
             )
         if request.target == "mongodb":
             return await mongodb.back_up(
                 backup_id=request.backup_id,
                 url=s.mongo_url.get_secret_value(),
                 databases=_scoped("database", request.scope, s.mongo_databases),
-                store=self._store,
+                store=self._data,
                 timeout_s=s.mongo_timeout_s,
             )
         return await streams.back_up(
             js=self._js,
             streams=_scoped("stream", request.scope, s.archive_streams),
-            store=self._store,
+            store=self._data,
+            raw=self._store,
             segment_max=s.segment_max_messages,
         )
 
@@ -136,6 +144,8 @@ class BackupRunner:
                 **result.tools,
             },
             gaps=result.gaps,
+            encryption=SCHEME if self._key is not None else None,
+            key_id=key_id(self._key) if self._key is not None else None,
         )
         raw = manifest.to_bytes()
         key = manifest_key(request.backup_id)

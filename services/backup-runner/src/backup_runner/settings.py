@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from backup_runner.encryption import parse_key
 from fleet_runtime.settings import WorkerSettings
 
 
@@ -56,9 +57,23 @@ class BackupRunnerSettings(WorkerSettings):
         ["postgres", "mongodb", "stream"], description="Targets the schedule requests."
     )
 
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="Base64 of a 32-byte AES-256 key: backup objects are encrypted with it "
+        "(AES-GCM); the manifests stay readable. None: no encryption.",
+    )
+
     archive_streams: list[str] = Field(
         ["BOTS", "TRADES", "OPS"], description="Streams the stream target archives."
     )
     segment_max_messages: int = Field(
         10_000, ge=1, le=1_000_000, description="Most messages in one archived segment."
     )
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _valid_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            # The message never repeats the key.
+            parse_key(value.get_secret_value())
+        return value

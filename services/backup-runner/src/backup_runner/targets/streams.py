@@ -25,6 +25,7 @@ from nats.js.client import JetStreamContext
 from backup_runner.manifest import Manifest, ManifestObject, list_manifests
 from backup_runner.objects import ObjectStore
 from backup_runner.targets import TargetResult
+from fleet_runtime.errors import StoreUnavailable
 
 STREAMS_PREFIX = "streams/"
 _DIGITS = 20
@@ -83,26 +84,34 @@ def segment_problem(raw: bytes, first: int, last: int) -> str | None:
 
 
 def _adopt(
-    store: ObjectStore, stream: str, ranges: list[tuple[int, int]], covered: int
+    store: ObjectStore, raw: ObjectStore, stream: str, ranges: list[tuple[int, int]], covered: int
 ) -> tuple[list[ManifestObject], list[str]]:
     """Segments after ``covered`` that no manifest lists (a run killed after writing them),
-    each read back and checked; the unreadable ones reported instead."""
+    each read back and checked; the unreadable ones reported instead. ``raw`` reads the
+    stored bytes (encrypted ones included) for the manifest's size and digest."""
     objects: list[ManifestObject] = []
     problems: list[str] = []
     for first, last in ranges:
         if first <= covered:
             continue
         key = segment_key(stream, first, last)
-        raw = b"".join(store.get_chunks(key))
-        problem = segment_problem(raw, first, last)
+        try:
+            plain = b"".join(store.get_chunks(key))
+        except Exception as exc:  # a segment that does not decrypt is unreadable
+            if isinstance(exc, StoreUnavailable):
+                raise
+            problems.append(f"{stream} segment {first}-{last} unreadable: {exc}")
+            continue
+        problem = segment_problem(plain, first, last)
         if problem is not None:
             problems.append(f"{stream} segment {first}-{last} unreadable: {problem}")
             continue
+        stored = b"".join(raw.get_chunks(key))
         objects.append(
             ManifestObject(
                 key=key,
-                size=len(raw),
-                sha256=hashlib.sha256(raw).hexdigest(),
+                size=len(stored),
+                sha256=hashlib.sha256(stored).hexdigest(),
                 what=f"{stream} messages {first}-{last} (written by an interrupted run, checked)",
             )
         )
@@ -113,13 +122,14 @@ async def _archive_stream(
     js: JetStreamContext,
     stream: str,
     store: ObjectStore,
+    raw: ObjectStore,
     segment_max: int,
     covered: int,
     result: TargetResult,
 ) -> None:
     ranges = await asyncio.to_thread(archived_ranges, store, stream)
     result.gaps.extend(chain_gaps(stream, ranges))
-    adopted, unreadable = await asyncio.to_thread(_adopt, store, stream, ranges, covered)
+    adopted, unreadable = await asyncio.to_thread(_adopt, store, raw, stream, ranges, covered)
     result.objects.extend(adopted)
     result.gaps.extend(unreadable)
     archived = ranges[-1][1] if ranges else 0
@@ -183,7 +193,12 @@ def manifest_coverage(manifests: list[Manifest]) -> dict[str, int]:
 
 
 async def back_up(
-    *, js: JetStreamContext, streams: list[str], store: ObjectStore, segment_max: int
+    *,
+    js: JetStreamContext,
+    streams: list[str],
+    store: ObjectStore,
+    raw: ObjectStore,
+    segment_max: int,
 ) -> TargetResult:
     """Archive each stream in ``streams`` from its last archived sequence to its end now.
 
@@ -191,8 +206,8 @@ async def back_up(
     stream backup that no manifest lists yet, so the manifests together cover the chain.
     """
     result = TargetResult(tools={"zstandard": zstandard.__version__, "format": "jsonl-v1"})
-    manifests = await asyncio.to_thread(list_manifests, store)
+    manifests = await asyncio.to_thread(list_manifests, raw)
     covered = manifest_coverage([m for m in manifests if m.target == "stream"])
     for stream in streams:
-        await _archive_stream(js, stream, store, segment_max, covered.get(stream, 0), result)
+        await _archive_stream(js, stream, store, raw, segment_max, covered.get(stream, 0), result)
     return result
