@@ -1,4 +1,4 @@
-"""`fleet backup list | show ID | verify ID | restore ID --into URL`: backups in S3."""
+"""`fleet backup list | show | verify | restore | prune`: backups in S3."""
 
 from __future__ import annotations
 
@@ -10,10 +10,18 @@ import typer
 from backup_runner.app import object_store
 from backup_runner.encryption import parse_key
 from backup_runner.errors import BackupRefused
-from backup_runner.manifest import Manifest, list_manifests, read_manifest, verify_object
+from backup_runner.manifest import (
+    Manifest,
+    backup_prefix,
+    list_manifests,
+    manifest_key,
+    read_manifest,
+    verify_object,
+)
 from backup_runner.objects import MinioObjectStore, ObjectMissing
 from backup_runner.restore_mongodb import restore_mongodb
 from backup_runner.restore_postgres import restore_postgres
+from backup_runner.retention import RetentionPolicy, decide
 from backup_runner.runner import find_pg_dump
 from backup_runner.settings import BackupRunnerSettings
 from fleet_runtime.errors import StoreUnavailable, UserError
@@ -154,3 +162,33 @@ def _pg_restore(settings: BackupRunnerSettings) -> str:
         return str(Path(find_pg_dump(settings.pg_bin_dir)).with_name("pg_restore"))
     except BackupRefused as exc:
         raise UserError(str(exc), fix="set BACKUP_RUNNER_PG_BIN_DIR") from None
+
+
+@app.command("prune")
+def prune_cmd(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete backups the retention policy (BACKUP_RUNNER_KEEP_*) does not keep.
+
+    The newest backup of every target and scope is always kept; stream segments are
+    never deleted. A backup's manifest goes first, so a half-pruned one is never listed.
+    """
+    settings = load_settings(BackupRunnerSettings)
+    store = object_store(settings)
+    policy = RetentionPolicy(settings.keep_hourly, settings.keep_daily, settings.keep_monthly)
+    try:
+        decision = decide(list_manifests(store), policy)
+        for backup_id, why in sorted(decision.keep.items()):
+            typer.echo(f"keep   {backup_id}  ({why})")
+        for backup_id in decision.prune:
+            typer.echo(f"{'would prune' if dry_run else 'prune'}  {backup_id}")
+            if not dry_run:
+                store.delete(manifest_key(backup_id))
+                for key in store.keys(backup_prefix(backup_id)):
+                    store.delete(key)
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
+    what = "would be pruned" if dry_run else "pruned"
+    typer.echo(f"{len(decision.prune)} backups {what}, {len(decision.keep)} kept")

@@ -63,6 +63,10 @@ class BackupRunnerSettings(WorkerSettings):
         "(AES-GCM); the manifests stay readable. None: no encryption.",
     )
 
+    keep_hourly: int = Field(24, ge=0, description="Hourly backups kept per target (prune).")
+    keep_daily: int = Field(30, ge=0, description="Daily backups kept per target (prune).")
+    keep_monthly: int = Field(12, ge=0, description="Monthly backups kept per target (prune).")
+
     archive_streams: list[str] = Field(
         ["BOTS", "TRADES", "OPS"], description="Streams the stream target archives."
     )
