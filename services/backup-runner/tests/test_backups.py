@@ -29,6 +29,7 @@ from backup_runner.objects import MinioObjectStore
 from backup_runner.reader_role import READER_ROLE, ensure_reader_role
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
+from backup_runner.targets.streams import archived_ranges, chain_gaps
 from fleet_pgmigrate.roles import dsn_with
 from fleet_testing.servers import NatsServer, PostgresServer
 from fleet_testing.waiting import wait_until
@@ -269,3 +270,42 @@ async def test_parts_of_an_upload_killed_midway_are_aborted_by_the_next_run(
 
     assert unfinished() == []
     assert [o.key for o in done.manifest.objects] == [key]
+
+
+async def test_a_filtered_archive_keeps_only_its_subjects_and_its_chain_has_no_hole(
+    settings: BackupRunnerSettings, store: MinioObjectStore, js: JetStreamContext
+) -> None:
+    stream = f"MKT{uuid.uuid4().hex[:8].upper()}"
+    prefix = stream.lower()
+    await js.add_stream(StreamConfig(name=stream, subjects=[f"{prefix}.>"]))
+    for i in range(30):
+        kind = "candle" if i % 3 == 0 else "tick"
+        await js.publish(f"{prefix}.{kind}.BTC", f'{{"n": {i}}}'.encode())
+    archive = settings.model_copy(
+        update={
+            "archive_streams": [stream],
+            "archive_subjects": {stream: [f"{prefix}.candle.>"]},
+            "segment_max_messages": 4,
+        }
+    )
+    runner = BackupRunner(archive, store, js)
+    first = await runner.run(request("stream"))
+    for i in range(30, 36):
+        kind = "candle" if i % 3 == 0 else "tick"
+        await js.publish(f"{prefix}.{kind}.BTC", f'{{"n": {i}}}'.encode())
+    second = await runner.run(request("stream"))
+
+    ranges = archived_ranges(store, stream)
+    assert chain_gaps(stream, ranges) == []
+    assert first.manifest.gaps == []
+    assert second.manifest.gaps == []
+    # Candles are at sequences 1, 4, 7, ... 34: ten in the first run (4 + 4 + 2), two after.
+    assert ranges == [(1, 10), (11, 22), (23, 28), (29, 34)]
+    seqs = []
+    for key in store.keys(f"streams/{stream}/"):
+        text = zstandard.ZstdDecompressor().decompressobj().decompress(read_object(store, key))
+        records = [json.loads(line) for line in text.splitlines()]
+        assert all(".candle." in r["subject"] for r in records)
+        seqs += [r["seq"] for r in records]
+    assert seqs == list(range(1, 35, 3))
+    assert second.manifest.positions[f"stream.{stream}"]["archived_through"] == 34

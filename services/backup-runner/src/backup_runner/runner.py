@@ -116,6 +116,7 @@ class BackupRunner:
             streams=_scoped("stream", request.scope, s.archive_streams),
             store=self._data,
             raw=self._store,
+            subjects=s.archive_subjects,
             segment_max=s.segment_max_messages,
         )
 

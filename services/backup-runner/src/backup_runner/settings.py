@@ -68,7 +68,11 @@ class BackupRunnerSettings(WorkerSettings):
     keep_monthly: int = Field(12, ge=0, description="Monthly backups kept per target (prune).")
 
     archive_streams: list[str] = Field(
-        ["BOTS", "TRADES", "OPS"], description="Streams the stream target archives."
+        ["BOTS", "TRADES", "OPS", "MARKET"], description="Streams the stream target archives."
+    )
+    archive_subjects: dict[str, list[str]] = Field(
+        {"MARKET": ["market.candle.>"]},
+        description="Per stream, the subjects archived (default: all of the stream's).",
     )
     segment_max_messages: int = Field(
         10_000, ge=1, le=1_000_000, description="Most messages in one archived segment."

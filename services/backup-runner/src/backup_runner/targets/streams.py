@@ -1,7 +1,9 @@
 """Streams: messages after the last archived sequence as zstd JSON-lines segments.
 
 Segments are keyed ``streams/<STREAM>/<first>-<last>.jsonl.zst`` (sequences zero-padded
-so keys sort in stream order). Each line keeps a message exactly: sequence, subject,
+so keys sort in stream order): the range of stream sequences the segment covers. A
+stream archived with a subject filter (MARKET: candles only) has fewer messages than
+its range. Each line keeps a message exactly: sequence, subject,
 time, headers and the payload in base64. The archive is a chain: a segment that does not
 start at the previous one's last + 1 is a gap, reported in the manifest and the
 completed event, never skipped over in silence.
@@ -70,13 +72,14 @@ def _line(msg: Any) -> bytes:
 
 
 def segment_problem(raw: bytes, first: int, last: int) -> str | None:
-    """None when ``raw`` is a readable segment holding ``first``..``last`` in order."""
+    """None when ``raw`` is a readable segment of the range ``first``..``last``: messages
+    in order, none outside the range, the last one at ``last``."""
     try:
         text = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
         seqs = [json.loads(line)["seq"] for line in text.splitlines() if line]
     except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
         return f"{type(exc).__name__}: {exc}"
-    if not seqs or seqs[0] != first or seqs[-1] != last:
+    if not seqs or seqs[0] < first or seqs[-1] != last:
         return f"holds sequences {seqs[:1]}..{seqs[-1:]}, its key says {first}-{last}"
     if any(b <= a for a, b in itertools.pairwise(seqs)):
         return "sequences out of order"
@@ -125,6 +128,7 @@ async def _archive_stream(
     raw: ObjectStore,
     segment_max: int,
     covered: int,
+    subjects: list[str] | None,
     result: TargetResult,
 ) -> None:
     ranges = await asyncio.to_thread(archived_ranges, store, stream)
@@ -139,42 +143,49 @@ async def _archive_stream(
         result.positions[f"stream.{stream}"] = {"archived_through": archived, "last_seq": last}
         return
     start = max(archived + 1, info.state.first_seq)
+    if start > archived + 1:
+        # Gone from the stream (retention, deletion) before they were archived.
+        result.gaps.append(f"{stream} {archived + 1}-{start - 1} missing from the archive")
+    wanted = subjects or list(info.config.subjects or [])
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE,
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
         opt_start_seq=start,
-        filter_subjects=list(info.config.subjects or []),
+        filter_subjects=wanted,
         inactive_threshold=60.0,
         mem_storage=True,
     )
-    sub = await js.pull_subscribe((info.config.subjects or [">"])[0], stream=stream, config=config)
+    sub = await js.pull_subscribe(wanted[0] if wanted else ">", stream=stream, config=config)
+    # A segment covers a range of stream sequences, from the one after the previous
+    # segment to its last message: with a subject filter (MARKET candles, not ticks) or
+    # deleted messages the range holds fewer messages, and the chain still has no hole.
+    seq = archived
+    range_first = start
+    exhausted = False
     try:
-        expected = archived + 1
-        seq = archived
-        while seq < last:
+        while seq < last and not exhausted:
             lines: list[bytes] = []
-            first = 0
             while seq < last and len(lines) < segment_max:
+                asked = min(_FETCH, segment_max - len(lines))
                 try:
-                    msgs = await sub.fetch(min(_FETCH, segment_max - len(lines)), timeout=5)
+                    msgs = await sub.fetch(asked, timeout=5)
                 except nats.errors.TimeoutError:
-                    break
+                    msgs = []
                 for msg in msgs:
                     seq = msg.metadata.sequence.stream
-                    first = first or seq
                     lines.append(_line(msg))
+                if len(msgs) < asked and not (await sub.consumer_info()).num_pending:
+                    exhausted = True  # nothing more matches the filter up to now
+                    break
             if not lines:
                 break
-            if first != expected:
-                # Messages the stream no longer holds (expired or deleted) before archiving.
-                result.gaps.append(f"{stream} {expected}-{first - 1} missing from the archive")
             data = zstandard.ZstdCompressor(level=3).compress(b"".join(lines))
-            key = segment_key(stream, first, seq)
+            key = segment_key(stream, range_first, seq)
             stored = await asyncio.to_thread(store.put_bytes, key, data)
             result.objects.append(
-                ManifestObject.of(stored, f"{stream} messages {first}-{seq} ({len(lines)})")
+                ManifestObject.of(stored, f"{stream} messages {range_first}-{seq} ({len(lines)})")
             )
-            expected = seq + 1
+            range_first = seq + 1
     finally:
         await sub.unsubscribe()
     result.positions[f"stream.{stream}"] = {"archived_through": seq, "last_seq": last}
@@ -199,6 +210,7 @@ async def back_up(
     store: ObjectStore,
     raw: ObjectStore,
     segment_max: int,
+    subjects: dict[str, list[str]] | None = None,
 ) -> TargetResult:
     """Archive each stream in ``streams`` from its last archived sequence to its end now.
 
@@ -209,5 +221,14 @@ async def back_up(
     manifests = await asyncio.to_thread(list_manifests, raw)
     covered = manifest_coverage([m for m in manifests if m.target == "stream"])
     for stream in streams:
-        await _archive_stream(js, stream, store, raw, segment_max, covered.get(stream, 0), result)
+        await _archive_stream(
+            js,
+            stream,
+            store,
+            raw,
+            segment_max,
+            covered.get(stream, 0),
+            (subjects or {}).get(stream),
+            result,
+        )
     return result
