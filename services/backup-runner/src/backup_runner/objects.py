@@ -126,7 +126,22 @@ def _translate(exc: Exception, what: str) -> Exception:
         if exc.code in _REFUSED:
             return StoreUnavailable(f"S3 refused {what}: {exc.code} ({exc.message})")
         return StoreUnavailable(f"S3 error on {what}: {exc.code}")
-    return StoreUnavailable(f"S3 unreachable on {what}: {type(exc).__name__}: {exc}")
+    return StoreUnavailable(f"S3 unreachable on {what}: {_why(exc)}")
+
+
+def _why(exc: Exception) -> str:
+    """The cause of a connection failure in a few words (urllib3 nests it in its retries)."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason).lower()
+    for marker, said in (
+        ("refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("name or service not known", "unknown host"),
+        ("reset", "connection reset"),
+    ):
+        if marker in text:
+            return said
+    return f"{type(reason).__name__}: {reason}"
 
 
 class MinioObjectStore:
