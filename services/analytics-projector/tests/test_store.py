@@ -69,7 +69,7 @@ class TestMongoAnalyticsStoreContract(StoreContract):
 
 async def dump(store: MongoAnalyticsStore) -> dict[str, list[dict[str, Any]]]:
     """Every document of every collection, by collection, sorted by id."""
-    db = store.frame.db
+    db = store.frame.db.database
     out: dict[str, list[dict[str, Any]]] = {}
     for name in sorted(await db.list_collection_names()):
         out[name] = sorted([doc async for doc in db[name].find()], key=lambda d: str(d["_id"]))
@@ -342,7 +342,7 @@ async def main():
     client = AsyncMongoClient({mongo_server.url!r})
     session = client.start_session()
     await session.start_transaction()
-    await client[{store.frame.db.name!r}].checkpoints.update_one(
+    await client[{store.frame.db.database.name!r}].checkpoints.update_one(
         {{"_id": "TRADES/{DURABLE}"}}, {{"$set": {{"stream_seq": 99}}}}, session=session
     )
     os._exit(9)

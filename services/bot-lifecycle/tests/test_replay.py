@@ -170,9 +170,11 @@ async def test_replay_killed_midway_leaves_live_and_the_next_one_cleans_up(
             return int(await db.fetchval("SELECT count(*) FROM lifecycle_replay.audit_log"))
 
         await wait_until(lambda: _at_least(shadow_rows, 300), 60, "the replay under way")
+        os.kill(replay.pid, signal.SIGSTOP)
+        frozen_at = await shadow_rows()
         os.kill(replay.pid, signal.SIGKILL)
         await replay.wait()
-        assert await shadow_rows() < BOTS * 7, "the kill landed before the swap"
+        assert frozen_at < BOTS * 7, "the kill landed before the swap"
         assert await snapshot(db) == before, "live untouched by the killed replay"
 
         result = await run_fleet(["replay", "bot-lifecycle", "--yes"], env)

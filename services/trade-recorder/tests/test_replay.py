@@ -152,6 +152,9 @@ async def test_replay_killed_midway_leaves_live_and_the_next_one_cleans_up(
             return int(await db.fetchval("SELECT count(*) FROM trading_replay.trades"))
 
         await wait_until(lambda: _at_least(shadow_rows, 500), 60, "the replay half way")
+        # Frozen while the second replay runs: it keeps its lock and cannot finish.
+        os.kill(replay.pid, signal.SIGSTOP)
+        frozen_at = await shadow_rows()
         second = await run_fleet(["replay", "trade-recorder", "--yes"], env)
         assert second.code == 2, second.err
         assert f"pid {replay.pid}" in second.err, second.err
@@ -160,7 +163,7 @@ async def test_replay_killed_midway_leaves_live_and_the_next_one_cleans_up(
 
         os.kill(replay.pid, signal.SIGKILL)
         await replay.wait()
-        assert await shadow_rows() < len(fills), "the kill landed before the swap"
+        assert frozen_at < len(fills), "the kill landed before the swap"
         assert await snapshot(db) == before, "live untouched by the killed replay"
 
         result = await run_fleet(["replay", "trade-recorder", "--yes"], env)

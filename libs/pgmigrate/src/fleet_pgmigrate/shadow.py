@@ -43,6 +43,7 @@ from .runner import load_migrations
 
 _LOCK_CLASS = 0x0F1EE7
 _SWAP_LOCK_TIMEOUT = "5s"
+_READER_LOCK_TIMEOUT = "200ms"
 _LIVE_WAIT_S = 15.0
 
 _HOLDER = """
@@ -232,6 +233,11 @@ class PostgresReplayTarget:
                     await conn.execute(
                         f"LOCK TABLE {self._live('checkpoints')} IN ACCESS EXCLUSIVE MODE"
                     )
+                    # A reader that holds one of these and waits for checkpoints (held here)
+                    # is a deadlock that PostgreSQL breaks after deadlock_timeout (1 s) by
+                    # failing one side, possibly the reader: give up well before that and
+                    # let the engine retry, so readers never see an error.
+                    await conn.execute(f"SET LOCAL lock_timeout = '{_READER_LOCK_TIMEOUT}'")
                     await conn.execute(f"LOCK TABLE {', '.join(others)} IN ACCESS EXCLUSIVE MODE")
                     names = [
                         r[0]

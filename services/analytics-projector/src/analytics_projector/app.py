@@ -59,4 +59,5 @@ WORKER = WorkerSpec(
     consumes=("trade.>", "market.candle.>", "bot.>"),
     run=run,
     dev_setup=dev_setup,
+    replay="analytics_projector.replay:open_replay_target",
 )

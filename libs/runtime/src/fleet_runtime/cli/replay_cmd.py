@@ -136,8 +136,11 @@ async def _run(
 
 
 def _summarise(spec: WorkerSpec, where: str, report: ReplayReport) -> None:
+    upto = f"stream seq {report.position:,}"
+    if len(report.positions) > 1:
+        upto = ", ".join(f"{stream} seq {seq:,}" for stream, seq in report.positions.items())
     typer.echo(
-        f"applied {report.applied:,} events up to stream seq {report.position:,} in "
+        f"applied {report.applied:,} events up to {upto} in "
         f"{report.seconds:.1f} s ({report.rate:,.0f} events/s); skipped: {report.invalid} "
         f"undecodable, {report.rejected} rejected"
     )

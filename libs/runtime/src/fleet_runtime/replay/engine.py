@@ -1,7 +1,8 @@
 """The replay engine: stream -> the worker's own handlers -> shadow store -> atomic swap.
 
-One ephemeral ordered push consumer (callback delivery, no acks) per replay reads the
-durable's filter from the chosen start. Its callback only queues messages; the engine
+One ephemeral ordered push consumer (callback delivery, no acks) per subscription reads
+the durable's filter from the chosen start (a worker with one subscription per stream has
+one lane per stream). Its callback only queues messages; the engine
 takes them in wide batches, decodes them as the consume loop does and calls the
 worker's handlers bound to the shadow store (``ReplayTarget.subscriptions``). Once the
 shadow has caught up with the stream, ``ReplayTarget.swap`` locks the live checkpoint,
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from fleet_runtime.delivery import Batch, Delivery
 from fleet_runtime.errors import EventRejected, StoreUnavailable, UserError
 from fleet_runtime.logs import get_logger
 from fleet_runtime.replay.progress import ReplayProgress, SilentProgress
-from fleet_runtime.replay.source import resolve_source
+from fleet_runtime.replay.source import resolve_sources
 from fleet_runtime.replay.target import (
     Comparison,
     ReplayTarget,
@@ -68,6 +69,9 @@ class ReplayReport:
     rejected: int = 0
     """Events the handler rejected (the live worker dead-letters them too)."""
     position: int = 0
+    """The stream position the shadow reached (the first stream's, with several)."""
+    positions: dict[str, int] = field(default_factory=dict)
+    """Per stream, the position the shadow reached."""
     seconds: float = 0.0
     """From the start (lock held) to the end of the swap or comparison."""
     apply_seconds: float = 0.0
@@ -97,7 +101,7 @@ class ReplayEngine:
         target: ReplayTarget,
         *,
         batch_size: int = 5000,
-        swap_attempts: int = 5,
+        swap_attempts: int = 20,
         catch_up_timeout_s: float = 5.0,
         progress: ReplayProgress | None = None,
     ) -> None:
@@ -108,47 +112,46 @@ class ReplayEngine:
         self._swap_attempts = swap_attempts
         self._catch_up_timeout_s = catch_up_timeout_s
         self._progress = progress or SilentProgress()
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue(_QUEUE_MAX)
         self._report = ReplayReport()
-        self._pending = 0
-        self._sub: Subscription | None = None
+        self._lanes: list[_Lane] = []
         self._checkpoint = ""
         self._last_progress = 0.0
-        self._held: Msg | None = None
         self._first_at: float | None = None
 
     async def run(self, plan: ReplayPlan) -> ReplayReport:
         """Rebuild, then swap (or compare, for a dry run). Live is untouched on any error."""
         started = time.monotonic()
-        sub, subject = await resolve_source(self._js, self._target, plan)
-        self._checkpoint = (
-            sub.durable if plan.partition is None else f"{sub.durable}-p{plan.partition}"
-        )
+        sources = await resolve_sources(self._js, self._target, plan)
+        durable = sources[0][0].durable
+        self._checkpoint = durable if plan.partition is None else f"{durable}-p{plan.partition}"
         self._report.cleaned = await self._target.prepare()
         # Bound again now that the shadow store is open.
-        self._sub = self._target.subscriptions()[0]
+        bound = {sub.stream: sub for sub in self._target.subscriptions()}
+        self._lanes = [_Lane(bound[sub.stream], subject) for sub, subject in sources]
         if self._report.cleaned:
             self._progress.note(self._report.cleaned)
         swapped = False
-        consumer = await self._subscribe(sub.stream, subject, plan)
+        consumers = [await self._subscribe(lane, plan) for lane in self._lanes]
         try:
             await self._drain()
             if self._first_at is not None:
                 self._report.apply_seconds = time.monotonic() - self._first_at
             if plan.dry_run:
-                self._report.compared = await self._target.compare(self._catch_up)
+                self._report.compared = await self._target.compare(_LaneCatchUp(self))
             else:
                 self._report.swap = await self._swap(plan)
                 swapped = True
         finally:
-            await consumer.unsubscribe()
+            for consumer in consumers:
+                await consumer.unsubscribe()
+            self._report.positions = {lane.stream: lane.position for lane in self._lanes}
             if not swapped:
                 await self._target.discard()
             self._report.seconds = time.monotonic() - started
             self._progress.update(self._report.applied, self._report.applied)
         return self._report
 
-    async def _subscribe(self, stream: str, subject: str, plan: ReplayPlan) -> Any:
+    async def _subscribe(self, lane: _Lane, plan: ReplayPlan) -> Any:
         config = ConsumerConfig()
         policy = DeliverPolicy.ALL
         if plan.from_seq is not None:
@@ -157,7 +160,7 @@ class ReplayEngine:
         elif plan.since is not None:
             policy = DeliverPolicy.BY_START_TIME
             config.opt_start_time = plan.since
-        queue = self._queue
+        queue = lane.queue
 
         async def on_msg(msg: Msg) -> None:
             # Awaiting a full queue holds the subscription's callback, so flow control
@@ -165,63 +168,60 @@ class ReplayEngine:
             await queue.put(msg)
 
         consumer = await self._js.subscribe(
-            subject,
-            stream=stream,
+            lane.subject,
+            stream=lane.stream,
             cb=on_msg,
             ordered_consumer=True,
             deliver_policy=policy,
             config=config,
         )
         info = await consumer.consumer_info()
-        self._pending = int(info.num_pending or 0)
+        lane.pending = int(info.num_pending or 0)
         return consumer
 
-    async def _next(self, wait_s: float) -> Msg:
-        """The held-back message, else the next delivered one (TimeoutError after ``wait_s``)."""
-        if self._held is not None:
-            msg, self._held = self._held, None
-            return msg
-        return await asyncio.wait_for(self._queue.get(), wait_s)
-
     async def _drain(self) -> None:
-        """Apply until the shadow has everything the stream held when the last message came."""
+        """Apply until the shadow has everything each stream held when its last message came."""
         idle_s = self._catch_up_timeout_s * 6
-        while self._pending > 0 or self._held is not None or not self._queue.empty():
-            try:
-                first = await self._next(idle_s)
-            except TimeoutError:
-                raise UserError(
-                    f"no message from the stream for {idle_s:.0f} s with {self._pending} "
-                    "still pending; nothing swapped",
-                    fix="check the NATS server and run the replay again",
-                ) from None
-            await self._apply_from(first)
+        for lane in self._lanes:
+            while lane.busy:
+                try:
+                    first = await lane.next(idle_s)
+                except TimeoutError:
+                    raise UserError(
+                        f"no message from stream {lane.stream} for {idle_s:.0f} s with "
+                        f"{lane.pending} still pending; nothing swapped",
+                        fix="check the NATS server and run the replay again",
+                    ) from None
+                await self._apply_from(lane, first)
 
-    async def _catch_up(self, seq: int) -> int:
+    async def _catch_up(self, lane: _Lane, seq: int) -> int:
         """Apply exactly up to ``seq`` (bounded by the catch-up timeout); the position reached.
 
         Stopping at ``seq`` rather than at the end of what is queued keeps the work done
         while the live worker is held short, and lets a dry run compare at one position.
         """
         deadline = time.monotonic() + self._catch_up_timeout_s
-        while self._report.position < seq:
+        while lane.position < seq:
             try:
-                first = await self._next(max(deadline - time.monotonic(), 0.0))
+                first = await lane.next(max(deadline - time.monotonic(), 0.0))
             except TimeoutError:
-                raise SwapBehind(f"shadow at {self._report.position}, live at {seq}") from None
+                raise SwapBehind(
+                    f"shadow at {lane.position}, live at {seq} on {lane.stream}"
+                ) from None
             if ack_position(first.reply)[1] > seq:
                 # No message of the filter lies between the position and ``seq``.
-                self._held = first
-                self._report.position = seq
+                lane.held = first
+                lane.position = seq
                 break
-            await self._apply_from(first, limit=seq)
-        return self._report.position
+            await self._apply_from(lane, first, limit=seq)
+        self._report.position = self._lanes[0].position
+        return lane.position
 
     async def _swap(self, plan: ReplayPlan) -> SwapResult:
         for attempt in range(1, self._swap_attempts + 1):
             self._report.swap_attempts = attempt
             try:
-                return await self._target.swap(self._catch_up, keep_old=plan.keep_old)
+                return await self._target.swap(_LaneCatchUp(self), keep_old=plan.keep_old)
             except SwapBehind as exc:
                 self._progress.note(f"swap attempt {attempt}: live worker ahead ({exc}); retrying")
                 await self._drain()
@@ -231,28 +231,28 @@ class ReplayEngine:
             fix="run the replay again when the publish rate is lower",
         )
 
-    async def _apply_from(self, first: Msg, limit: int | None = None) -> None:
+    async def _apply_from(self, lane: _Lane, first: Msg, limit: int | None = None) -> None:
         """Apply ``first`` and what is queued behind it (up to ``limit``, if given)."""
         msgs = [first]
-        queue = self._queue
+        queue = lane.queue
         while len(msgs) < self._batch_size and not queue.empty():
             msg = queue.get_nowait()
             if limit is not None and ack_position(msg.reply)[1] > limit:
-                self._held = msg
+                lane.held = msg
                 break
             msgs.append(msg)
         if self._first_at is None:
             self._first_at = time.monotonic()
-        await self._apply_msgs(msgs)
+        await self._apply_msgs(lane, msgs)
         now = time.monotonic()
         if now - self._last_progress >= _PROGRESS_EVERY_S:
             self._last_progress = now
-            self._progress.update(self._report.applied, self._report.applied + self._pending)
+            pending = sum(lane.pending for lane in self._lanes)
+            self._progress.update(self._report.applied, self._report.applied + pending)
 
-    async def _apply_msgs(self, msgs: Sequence[Msg]) -> None:
+    async def _apply_msgs(self, lane: _Lane, msgs: Sequence[Msg]) -> None:
         """Decode like the consume loop; skip what the live worker dead-letters."""
-        assert self._sub is not None
-        sub = self._sub
+        sub = lane.sub
         own_decode = sub.decode
         run: list[Delivery[Any]] = []
         for msg in msgs:
@@ -270,8 +270,9 @@ class ReplayEngine:
             run.append(Delivery(event, msg.subject, stream, seq, 1, msg))
         await self._apply(sub, run)
         last = msgs[-1]
-        self._report.position = ack_position(last.reply)[1]
-        self._pending = int(last.reply.rsplit(".", 1)[-1])
+        lane.position = ack_position(last.reply)[1]
+        self._report.position = self._lanes[0].position
+        lane.pending = int(last.reply.rsplit(".", 1)[-1])
 
     async def _apply(self, sub: Subscription, deliveries: list[Delivery[Any]]) -> None:
         remaining = deliveries
@@ -294,3 +295,47 @@ class ReplayEngine:
                 self._report.rejected += 1
                 log.info("replay_event_rejected", seq=remaining[idx].stream_seq, reason=rej.reason)
                 remaining = remaining[idx + 1 :]
+
+
+class _Lane:
+    """One subscription's ordered consumer: its queue, position and what is left."""
+
+    def __init__(self, sub: Subscription, subject: str) -> None:
+        self.sub = sub
+        self.stream = sub.stream
+        self.subject = subject
+        self.queue: asyncio.Queue[Msg] = asyncio.Queue(_QUEUE_MAX)
+        self.pending = 0
+        self.position = 0
+        self.held: Msg | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether the lane has messages left to apply."""
+        return self.pending > 0 or self.held is not None or not self.queue.empty()
+
+    async def next(self, wait_s: float) -> Msg:
+        """The held-back message, else the next delivered one (TimeoutError after ``wait_s``)."""
+        if self.held is not None:
+            msg, self.held = self.held, None
+            return msg
+        return await asyncio.wait_for(self.queue.get(), wait_s)
+
+
+class _LaneCatchUp:
+    """The engine's ``CatchUp``: one stream by sequence, or each stream by name."""
+
+    def __init__(self, engine: ReplayEngine) -> None:
+        self._engine = engine
+
+    async def __call__(self, seq: int) -> int:
+        lanes = self._engine._lanes
+        if len(lanes) != 1:
+            raise TypeError("catch_up(seq) needs a single stream: use catch_up.streams()")
+        return await self._engine._catch_up(lanes[0], seq)
+
+    async def streams(self, positions: Mapping[str, int]) -> dict[str, int]:
+        reached: dict[str, int] = {}
+        for lane in self._engine._lanes:
+            reached[lane.stream] = await self._engine._catch_up(lane, positions.get(lane.stream, 0))
+        return reached

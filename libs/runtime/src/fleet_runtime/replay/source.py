@@ -15,17 +15,32 @@ if TYPE_CHECKING:
     from fleet_runtime.replay.engine import ReplayPlan
 
 
-async def resolve_source(
+async def resolve_sources(
     js: JetStreamContext, target: ReplayTarget, plan: ReplayPlan
-) -> tuple[Subscription, str]:
-    """The subscription to replay and its filter subject; refuse what cannot be replayed."""
+) -> list[tuple[Subscription, str]]:
+    """Each subscription to replay with its filter subject; refuse what cannot be replayed.
+
+    A worker with several subscriptions (one per stream) is replayed whole: a start
+    sequence or a partition would not name one place in all of its streams.
+    """
     subs = list(target.subscriptions())
-    if len(subs) != 1:
+    if len(subs) > 1 and (plan.from_seq is not None or plan.partition is not None):
         raise ReplayRefused(
-            f"the worker has {len(subs)} subscriptions; the engine replays exactly one",
-            fix="replay is available for single-subscription workers only",
+            f"{target.description} is built from {len(subs)} streams; --from-seq and "
+            "--partition name a place in one stream",
+            fix="replay everything with --all",
         )
-    sub = subs[0]
+    if len({sub.stream for sub in subs}) != len(subs):
+        raise ReplayRefused(
+            "the worker has two subscriptions on one stream; replay reads one per stream",
+            fix="give each subscription its own stream",
+        )
+    return [await _resolve_one(js, target, plan, sub) for sub in subs]
+
+
+async def _resolve_one(
+    js: JetStreamContext, target: ReplayTarget, plan: ReplayPlan, sub: Subscription
+) -> tuple[Subscription, str]:
     durable = sub.durable if plan.partition is None else f"{sub.durable}-p{plan.partition}"
     every_partition = False
     try:
@@ -68,7 +83,9 @@ async def resolve_source(
             f"a partial rebuild of {target.description} would be wrong: {refusal}",
             fix="replay everything with --all",
         )
-    if refusal is not None and first > 1:
+    # A target may carry a stream's history past retention over from live (e.g. candles).
+    carried = sub.stream in getattr(target, "keeps_history_of", frozenset())
+    if refusal is not None and first > 1 and not carried:
         raise ReplayRefused(
             f"stream {sub.stream} no longer holds sequences 1..{first - 1} (retention), "
             f"and {target.description} needs every event: {refusal}",

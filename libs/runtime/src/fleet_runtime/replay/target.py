@@ -8,7 +8,7 @@ it was when ``swap`` raises.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,10 +16,24 @@ from typing import Protocol
 from fleet_runtime.binding import Subscription
 from fleet_runtime.errors import UserError
 
-CatchUp = Callable[[int], Awaitable[int]]
-"""``catch_up(seq)`` applies the stream into the shadow until it covers ``seq`` and
-returns the position reached (>= ``seq``); it raises ``SwapBehind`` when it cannot get
-there within the engine's bound."""
+
+class CatchUp(Protocol):
+    """Brings the shadow up to live positions, within the engine's bound.
+
+    ``await catch_up(seq)`` applies a single-subscription worker's stream into the shadow
+    until it covers ``seq`` and returns the position reached (>= ``seq``);
+    ``await catch_up.streams({stream: seq})`` does the same per stream for a worker with
+    one subscription per stream. Both raise ``SwapBehind`` when they cannot get there in
+    time.
+    """
+
+    def __call__(self, seq: int) -> Awaitable[int]:
+        """Catch the only stream up to ``seq``."""
+        ...
+
+    def streams(self, positions: Mapping[str, int]) -> Awaitable[dict[str, int]]:
+        """Catch each stream up to its position; the positions reached."""
+        ...
 
 
 class ReplayLocked(UserError):

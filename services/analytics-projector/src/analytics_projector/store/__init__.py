@@ -55,9 +55,12 @@ class MongoAnalyticsStore:
         *,
         timeout_s: float = 5.0,
         retention: Retention | None = None,
+        prefix: str = "",
     ) -> MongoAnalyticsStore:
-        """An adapter for ``url`` and ``database`` (connects on first use)."""
-        return cls(MongoFrame.open(url, database, timeout_s=timeout_s), retention)
+        """An adapter for ``url`` and ``database`` (connects on first use); ``prefix``
+        names collections beside the live ones (a replay's shadow)."""
+        frame = MongoFrame.open(url, database, timeout_s=timeout_s, prefix=prefix)
+        return cls(frame, retention)
 
     async def probe(self) -> None:
         """Reach the server and create the indexes."""

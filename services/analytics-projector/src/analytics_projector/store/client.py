@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from pymongo.uri_parser import parse_uri
@@ -31,7 +32,7 @@ from fleet_runtime.logs import get_logger
 log = get_logger("analytics_projector.store")
 
 Document = dict[str, Any]
-Db = AsyncDatabase[Document]
+Collection = AsyncCollection[Document]
 T = TypeVar("T")
 
 PRICE_HISTORY_EXPIRY_INDEX = "ttl_expire_at"
@@ -90,6 +91,44 @@ INDEXES: Mapping[str, list[IndexModel]] = {
 """Every collection's indexes, created at start-up (creating an existing one is a no-op)."""
 
 
+class Collections:
+    """The worker's collections under a name prefix: none for the live read models, a
+    shadow prefix for a replay building new ones beside them."""
+
+    def __init__(self, database: AsyncDatabase[Document], prefix: str = "") -> None:
+        self.database = database
+        self.prefix = prefix
+        self.trading_events = self.named("trading_events")
+        self.price_history = self.named("price_history")
+        self.bot_performance = self.named("bot_performance")
+        self.bot_performance_daily = self.named("bot_performance_daily")
+        self.portfolio_snapshots = self.named("portfolio_snapshots")
+        self.bot_executions = self.named("bot_executions")
+        self.portfolio_flows = self.named("portfolio_flows")
+        self.day_closes = self.named("day_closes")
+        self.checkpoints = self.named("checkpoints")
+
+    def named(self, name: str) -> Collection:
+        """Collection ``name`` under this prefix."""
+        return self.database[self.prefix + name]
+
+
+COLLECTIONS = (
+    "trading_events",
+    "price_history",
+    "bot_performance",
+    "bot_performance_daily",
+    "portfolio_snapshots",
+    "bot_executions",
+    "portfolio_flows",
+    "day_closes",
+    "checkpoints",
+)
+"""Every collection the worker writes (the read models, their internal sums, checkpoints)."""
+
+Db = Collections
+
+
 def checkpoint_id(stream: str, checkpoint: str) -> str:
     """The ``checkpoints`` document of one consumer of one stream."""
     return f"{stream}/{checkpoint}"
@@ -107,17 +146,20 @@ class MongoFrame:
         client: AsyncMongoClient[Document],
         database: str,
         user: tuple[str, str] | None = None,
+        prefix: str = "",
     ) -> None:
         self.client = client
         self.user = user
         """(user name, authentication database) of the URL's credentials, if any."""
-        self.db: Db = client[database]
+        self.db = Collections(client[database], prefix)
         self.lock = asyncio.Lock()
         self.crash_before_commit = False
         """Test hook: raise after the effects are written, before the commit."""
 
     @classmethod
-    def open(cls, url: str, database: str, *, timeout_s: float = 5.0) -> MongoFrame:
+    def open(
+        cls, url: str, database: str, *, timeout_s: float = 5.0, prefix: str = ""
+    ) -> MongoFrame:
         """A client for ``url`` (connects on first use)."""
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             url,
@@ -132,7 +174,7 @@ class MongoFrame:
         if parsed.get("username"):
             source = parsed["options"].get("authsource") or parsed.get("database") or "admin"
             user = (str(parsed["username"]), str(source))
-        return cls(client, database, user)
+        return cls(client, database, user, prefix)
 
     async def close(self) -> None:
         """Release connections."""
@@ -142,14 +184,18 @@ class MongoFrame:
         """Reach the server, create the indexes (idempotent), end stale sessions."""
         try:
             await self.client.admin.command("ping")
-            # The single 30-day TTL of earlier versions would still expire wider candles.
-            if _OLD_PRICE_HISTORY_TTL in await self.db.price_history.index_information():
-                await self.db.price_history.drop_index(_OLD_PRICE_HISTORY_TTL)
-            for collection, models in INDEXES.items():
-                await self.db[collection].create_indexes(models)
+            await self.create_indexes()
             await self._end_stale_sessions()
         except ConnectionFailure as exc:
             raise _unavailable(exc) from None
+
+    async def create_indexes(self) -> None:
+        """Create every collection's indexes (creating an existing one is a no-op)."""
+        # The single 30-day TTL of earlier versions would still expire wider candles.
+        if _OLD_PRICE_HISTORY_TTL in await self.db.price_history.index_information():
+            await self.db.price_history.drop_index(_OLD_PRICE_HISTORY_TTL)
+        for collection, models in INDEXES.items():
+            await self.db.named(collection).create_indexes(models)
 
     async def _end_stale_sessions(self) -> None:
         """End the server sessions of this worker's MongoDB user.
