@@ -36,7 +36,7 @@ def settings_env(settings: BackupRunnerSettings) -> dict[str, str]:
             continue
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         env[f"BACKUP_RUNNER_{name.upper()}"] = (
-            json.dumps(raw) if isinstance(raw, list) else str(raw)
+            json.dumps(raw) if isinstance(raw, list | dict) else str(raw)
         )
     return env
 
