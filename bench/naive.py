@@ -13,9 +13,11 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from bson.decimal128 import Decimal128
 from faststream.nats import JStream, NatsBroker
 from nats.js.api import DeliverPolicy
 from pydantic import BaseModel, ConfigDict
+from pymongo import AsyncMongoClient
 
 from fleet_events import MarketTick, TradeExecuted, event_class
 
@@ -141,3 +143,54 @@ async def bots_upsert_each(nats_url: str, dsn: str, n: int) -> float:
     finally:
         await conn.execute("DROP TABLE naive_bots")
         await conn.close()
+
+
+async def fills_upsert_each(nats_url: str, mongo_url: str, n: int) -> float:
+    """Per fill: one upsert of its ``trading_events`` document, then, when that inserted
+    it (a redelivered fill changes nothing), one update of its bot's document."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = client[f"naive_{uuid.uuid4().hex[:6]}"]
+
+    async def handle(event: Any) -> None:
+        d = event.data
+        result = await db.trading_events.update_one(
+            {"_id": f"fill:{d.trade_id}"},
+            {
+                "$setOnInsert": {
+                    "event_id": str(event.id),
+                    "event_type": event.type,
+                    "timestamp": d.executed_at,
+                    "user_id": d.user_id,
+                    "bot_id": d.bot_id,
+                    "trading_pair": d.symbol,
+                    "order_id": d.order_id,
+                    "trade_id": d.trade_id,
+                    "side": d.side.value,
+                    "quantity": Decimal128(d.quantity),
+                    "price": Decimal128(d.price),
+                    "fee": Decimal128(d.fee),
+                    "fee_currency": d.fee_currency,
+                }
+            },
+            upsert=True,
+        )
+        if result.upserted_id is None:
+            return
+        await db.bot_performance.update_one(
+            {"_id": d.bot_id},
+            {
+                "$inc": {
+                    "total_trades": 1,
+                    "volume": Decimal128(d.quantity * d.price),
+                    "total_fees": Decimal128(d.fee),
+                },
+                "$set": {"user_id": d.user_id, "last_trade_at": d.executed_at},
+            },
+            upsert=True,
+        )
+
+    try:
+        return await _run(nats_url, "TRADES", "trade.>", n, event_class(TradeExecuted), handle)
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

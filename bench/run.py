@@ -25,7 +25,13 @@ from bench import limits, naive, stores
 from bench.replays import measure_replay
 from bench.report import write_report
 from bench.workers import measure_partitioned, measure_worker
-from bench.workloads import Workload, bot_lifecycles, market_ticks, trade_fills
+from bench.workloads import (
+    Workload,
+    bot_lifecycles,
+    market_ticks,
+    recent_trade_fills,
+    trade_fills,
+)
 from fleet_runtime.heap import DEFAULT_GEN0_THRESHOLD, gen0_threshold
 from fleet_runtime.topology import apply, load_topology
 from fleet_runtime.worker import connect_nats
@@ -34,6 +40,48 @@ from fleet_testing import Fleet
 from fleet_testing.topologies import StreamsFile
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each measurement handles (quick mode shrinks all of them)."""
+
+    events: int
+    naive_events: int
+    latency_seconds: int
+    latency_rate: int
+    reps: int
+    store_rows: int
+    """Documents or rows the raw store write measures."""
+
+
+FULL = Sizes(
+    events=200_000,
+    naive_events=10_000,
+    latency_seconds=6,
+    latency_rate=1000,
+    reps=3,
+    store_rows=100_000,
+)
+QUICK = Sizes(
+    events=20_000,
+    naive_events=3_000,
+    latency_seconds=3,
+    latency_rate=1000,
+    reps=1,
+    store_rows=20_000,
+)
+
+
+@dataclass(frozen=True)
+class Goals:
+    """What a worker is asked to reach, checked in the report (never asserted in tests)."""
+
+    over_bound: float
+    """Events/s over the lower of the consume+ack limit and the store's raw write rate."""
+    over_naive: float
+    p99_ms: float
+    rss_mb: float
 
 
 @dataclass(frozen=True)
@@ -47,8 +95,15 @@ class Target:
     workload: Callable[[int, int], Workload]
     naive: Callable[[str, str, int], Awaitable[float]]
     naive_store: str
+    store_raw: Callable[[str, int], Awaitable[float]]
+    """The store's raw bulk write of what the worker writes, driven the fastest way."""
     partition: tuple[str, list[int]] | None = None
     """How the stream splits for the scale-out run: (partitioned subjects, hashed words)."""
+    store_raw_insert: Callable[[str, int], Awaitable[float]] | None = None
+    """Where the worker inserts what ``store_raw`` upserts: the same write as inserts."""
+    full: Sizes = FULL
+    quick: Sizes = QUICK
+    goals: Goals | None = None
 
 
 TARGETS = [
@@ -60,6 +115,7 @@ TARGETS = [
         trade_fills,
         naive.trades_insert_each,
         "postgres",
+        stores.postgres_copy,
         # By bot id: a bot's fills, orders and positions stay in one partition, in order.
         ("trade.*.*", [2]),
     ),
@@ -71,6 +127,7 @@ TARGETS = [
         bot_lifecycles,
         naive.bots_upsert_each,
         "postgres",
+        stores.postgres_copy,
         # By bot id: a bot's events stay in one partition, in order (users are shared).
         ("bot.*.*", [2]),
     ),
@@ -82,25 +139,43 @@ TARGETS = [
         market_ticks,
         naive.ticks_hset_each,
         "redis",
+        stores.redis_pipeline,
         # By symbol: each partition owns its symbols' keys in Redis.
         ("market.tick.*", [1]),
     ),
+    Target(
+        "analytics-projector",
+        "TRADES",
+        "trade.>",
+        ("nats", "mongo"),
+        recent_trade_fills,
+        naive.fills_upsert_each,
+        "mongo",
+        stores.mongo_bulk_upsert,
+        # No scale-out run: partitions by bot would share users' portfolio documents.
+        None,
+        store_raw_insert=stores.mongo_bulk_insert,
+        # The MongoDB-wire server here writes ~1.5k upserts/s: a tenth of the others' sizes.
+        full=Sizes(
+            events=20_000,
+            naive_events=1_000,
+            latency_seconds=4,
+            latency_rate=500,
+            reps=3,
+            store_rows=2_000,
+        ),
+        # At least two batches of the worker's 2000: the drain rate runs from the first commit.
+        quick=Sizes(
+            events=4_000,
+            naive_events=300,
+            latency_seconds=1,
+            latency_rate=500,
+            reps=1,
+            store_rows=300,
+        ),
+        goals=Goals(over_bound=0.4, over_naive=5.0, p99_ms=100.0, rss_mb=150.0),
+    ),
 ]
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How much each measurement handles (quick mode shrinks all of them)."""
-
-    events: int
-    naive_events: int
-    latency_seconds: int
-    latency_rate: int
-    reps: int
-
-
-FULL = Sizes(events=200_000, naive_events=10_000, latency_seconds=6, latency_rate=1000, reps=3)
-QUICK = Sizes(events=20_000, naive_events=3_000, latency_seconds=3, latency_rate=1000, reps=1)
 
 
 LIMIT_EVENTS = 60_000
@@ -121,6 +196,17 @@ def _server_pids(fleet: Fleet, kinds: tuple[str, ...]) -> dict[str, int]:
 
 async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
+    # Wall-clock seconds of each phase, to keep the run's length in view.
+    phases: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name] = round(now - mark, 1)
+        mark = now
+
+    figures["phase_seconds"] = phases
     workload = target.workload(sizes.events, rep + 1)
     latency_load = target.workload(sizes.latency_seconds * sizes.latency_rate, 1000 + rep)
     with Fleet(Path(tempfile.mkdtemp(prefix="fleet-bench-"))) as fleet:
@@ -131,6 +217,7 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
         await apply(js, load_topology(ROOT / "streams.yaml"))
         await limits.load_stream(nc, js, workload)
         n = len(workload)
+        phase("servers_and_load")
         # The benchmark's own data (every pre-encoded message) is frozen out of garbage
         # collection, so no measurement in this process pays for scanning it.
         gc.collect()
@@ -152,11 +239,14 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
                 nc, js, target.stream, target.filter_subject, m
             )
         figures["limit"] = max(figures["callback_pull_ack_each"], figures["callback_pull_ack_all"])
+        phase("consume_limits")
         store_url = _store_url(fleet, target.naive_store)
-        if target.naive_store == "postgres":
-            figures["store_raw"] = await stores.postgres_copy(store_url, min(n, 100_000))
-        else:
-            figures["store_raw"] = await stores.redis_pipeline(store_url, min(n, 100_000))
+        figures["store_raw"] = await target.store_raw(store_url, min(n, sizes.store_rows))
+        if target.store_raw_insert is not None:
+            figures["store_raw_insert"] = await target.store_raw_insert(
+                store_url, min(n, sizes.store_rows)
+            )
+        phase("store_raw")
         spec = discover_workers()[target.worker]
         if spec.implemented:
             run = await measure_worker(
@@ -173,15 +263,20 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
                 server_pids=_server_pids(fleet, target.kinds),
             )
             figures["worker"] = asdict(run)
+            phase("worker")
             if spec.replay is not None:
                 figures["replay"] = asdict(
                     await measure_replay(spec, fleet_env, ROOT / "streams.yaml")
                 )
+                phase("replay")
         figures["naive"] = await target.naive(fleet.nats.url, store_url, sizes.naive_events)
+        phase("naive")
         await nc.drain()
     gc.unfreeze()
+    phase("servers_stop")
     if target.partition is not None and discover_workers()[target.worker].implemented:
         figures["scaleout"] = await _scaleout(target, workload, logs)
+        phase("scaleout")
     return figures
 
 
@@ -230,6 +325,7 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
         "ordered_push",
         "limit",
         "store_raw",
+        "store_raw_insert",
         "naive",
     )
     out: dict[str, Any] = {k: _median(reps, k) for k in keys}
@@ -256,6 +352,24 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
         out["worker_over_fetch"] = statistics.median(
             r["worker"]["events_per_s"] / r["fetch_ack_each"] for r in reps if "worker" in r
         )
+        out["worker_over_store_raw"] = statistics.median(
+            r["worker"]["events_per_s"] / r["store_raw"] for r in reps if "worker" in r
+        )
+        # The bound that binds: the lower of the consume+ack limit and the store's raw
+        # write rate, taken within each repetition.
+        out["worker_over_bound"] = statistics.median(
+            r["worker"]["events_per_s"] / min(r["limit"], r["store_raw"])
+            for r in reps
+            if "worker" in r
+        )
+        binding = [_binding(r) for r in reps if "worker" in r]
+        out["binding"] = max(set(binding), key=binding.count)
+        inserts = [r for r in reps if "worker" in r and r.get("store_raw_insert")]
+        if inserts:
+            out["worker_over_store_raw_insert"] = statistics.median(
+                r["worker"]["events_per_s"] / r["store_raw_insert"] for r in inserts
+            )
+        out["per_repetition"] = [_rep_ratios(r) for r in reps if "worker" in r]
         replays = [r for r in reps if "replay" in r]
         if replays:
             out["replay"] = {
@@ -293,18 +407,50 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def main_async(sizes: Sizes, only: list[str], out_dir: Path) -> Path:
+def _binding(rep: dict[str, Any]) -> str:
+    return "store" if rep["store_raw"] < rep["limit"] else "consume+ack"
+
+
+def _rep_ratios(rep: dict[str, Any]) -> dict[str, Any]:
+    """One repetition's figures and its ratios (same servers, same data)."""
+    worker = rep["worker"]["events_per_s"]
+    return {
+        "worker": worker,
+        "limit": rep["limit"],
+        "store_raw": rep["store_raw"],
+        "naive": rep["naive"],
+        "over_limit": worker / rep["limit"],
+        "over_store_raw": worker / rep["store_raw"],
+        "over_bound": worker / min(rep["limit"], rep["store_raw"]),
+        "over_naive": worker / rep["naive"],
+        "store_raw_insert": rep.get("store_raw_insert"),
+        "over_store_raw_insert": (
+            worker / rep["store_raw_insert"] if rep.get("store_raw_insert") else None
+        ),
+        "binding": _binding(rep),
+        "latency_ms": rep["worker"]["latency_ms"],
+        "peak_rss_mb": rep["worker"]["peak_rss_mb"],
+    }
+
+
+async def main_async(quick: bool, only: list[str], out_dir: Path) -> Path:
     started = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="fleet-bench-logs-"))
     results: dict[str, Any] = {}
     for target in TARGETS:
         if only and target.worker not in only:
             continue
+        sizes = target.quick if quick else target.full
         reps = []
         for rep in range(sizes.reps):
             print(f"[bench] {target.worker}: repetition {rep + 1}/{sizes.reps}", flush=True)
             reps.append(await _one_rep(target, sizes, rep, logs))
-        results[target.worker] = {"summary": _summarise(target, reps), "repetitions": reps}
+        results[target.worker] = {
+            "summary": _summarise(target, reps),
+            "sizes": asdict(sizes),
+            "goals": None if target.goals is None else asdict(target.goals),
+            "repetitions": reps,
+        }
     doc = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -313,7 +459,7 @@ async def main_async(sizes: Sizes, only: list[str], out_dir: Path) -> Path:
             "cpus": _cpus(),
             "memory_gib": _mem_gib(),
         },
-        "sizes": asdict(sizes),
+        "sizes": asdict(QUICK if quick else FULL),
         "limit_events": LIMIT_EVENTS,
         "seconds": round(time.monotonic() - started, 1),
         "results": results,
@@ -341,9 +487,8 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], help="worker to measure")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
     out = args.out or (ROOT / "bench" / "results" / ("quick" if args.quick else "latest"))
-    path = asyncio.run(main_async(sizes, args.only, out))
+    path = asyncio.run(main_async(args.quick, args.only, out))
     print(path.read_text())
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import io
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from bson.decimal128 import Decimal128
 from minio import Minio
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, InsertOne, UpdateOne
+
+from analytics_projector.store import INDEXES
 
 
 async def postgres_copy(dsn: str, rows: int) -> float:
@@ -67,6 +72,64 @@ async def mongo_bulk(url: str, docs: int) -> float:
         await coll.insert_many(
             [{"_id": k, "bot_id": f"bot-{k % 100}", "pnl": "1.5"} for k in range(i, i + 1000)]
         )
+    rate = docs / (time.perf_counter() - started)
+    await coll.drop()
+    await client.close()
+    return rate
+
+
+def _trading_event(k: int, at: datetime) -> dict[str, Any]:
+    """A ``trading_events`` fill document as analytics-projector writes it."""
+    bot = k % 100
+    return {
+        "_id": f"fill:bench-{k}",
+        "event_id": str(uuid.UUID(int=k)),
+        "event_type": "trade.executed",
+        "stream_seq": k + 1,
+        "timestamp": at + timedelta(milliseconds=k),
+        "user_id": f"user-{bot % 10}",
+        "bot_id": f"bot-{bot}",
+        "trading_pair": "BTCUSDT",
+        "order_id": f"o-{k}",
+        "trade_id": f"bench-{k}",
+        "side": "BUY" if k % 2 else "SELL",
+        "quantity": Decimal128("1.5"),
+        "price": Decimal128("1000.25"),
+        "fee": Decimal128("1.50037500"),
+        "fee_currency": "USDT",
+        "realized_pnl": Decimal128("0"),
+        "fold": ["0", "0", "1500.375"],
+    }
+
+
+async def mongo_bulk_upsert(url: str, docs: int, *, per_call: int = 500) -> float:
+    """Unordered ``bulk_write`` of upserts (``$setOnInsert``), ``per_call`` per round trip,
+    into a collection with the ``trading_events`` indexes of analytics-projector. Docs/s."""
+    return await _mongo_trading_events(url, docs, per_call, upsert=True)
+
+
+async def mongo_bulk_insert(url: str, docs: int, *, per_call: int = 500) -> float:
+    """The same documents as ``mongo_bulk_upsert`` as plain unordered inserts (how the
+    worker writes them, after one lookup of the batch's ids). Docs/s."""
+    return await _mongo_trading_events(url, docs, per_call, upsert=False)
+
+
+async def _mongo_trading_events(url: str, docs: int, per_call: int, *, upsert: bool) -> float:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+    coll = client["bench"][f"trading_events_{uuid.uuid4().hex[:8]}"]
+    await coll.create_indexes(INDEXES["trading_events"])
+    at = datetime.now(UTC)
+    data = [_trading_event(k, at) for k in range(docs)]
+    started = time.perf_counter()
+    for i in range(0, docs, per_call):
+        chunk = data[i : i + per_call]
+        ops: list[Any] = [
+            UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+            if upsert
+            else InsertOne(doc)
+            for doc in chunk
+        ]
+        await coll.bulk_write(ops, ordered=False)
     rate = docs / (time.perf_counter() - started)
     await coll.drop()
     await client.close()

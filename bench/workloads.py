@@ -36,11 +36,11 @@ class Workload:
         return len(self.messages)
 
 
-def trade_fills(n: int, seed: int = 1) -> Workload:
-    """``n`` fills over 100 bots and 5 symbols, random sides and sizes."""
+def trade_fills(n: int, seed: int = 1, start: datetime | None = None) -> Workload:
+    """``n`` fills over 100 bots and 5 symbols, random sides and sizes, 1 ms apart."""
     rng = random.Random(seed)
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
-    start = datetime(2026, 1, 5, tzinfo=UTC)
+    start = start or datetime(2026, 1, 5, tzinfo=UTC)
     out = []
     for i in range(n):
         bot = rng.randrange(100)
@@ -64,6 +64,17 @@ def trade_fills(n: int, seed: int = 1) -> Workload:
         )
         out.append((subject_for(event), encode(event), str(event.id)))
     return Workload("trade fills", TRADES_STREAM, out)
+
+
+def recent_trade_fills(n: int, seed: int = 1) -> Workload:
+    """``trade_fills`` from today's UTC midnight on.
+
+    A store with a TTL index on the event time (analytics-projector keeps trade events 90
+    days) deletes older fills while the benchmark runs, and that sweep competes with the
+    worker's writes: recent fills keep it out of the measurement.
+    """
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return trade_fills(n, seed, today)
 
 
 def market_ticks(n: int, seed: int = 1) -> Workload:

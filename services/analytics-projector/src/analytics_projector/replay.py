@@ -135,6 +135,11 @@ class MongoReplayTarget:
         stream's own candles over them, by the same natural key), so a rebuild never
         shortens the warm tier of market history.
         """
+        database = self.live.frame.db.database
+        if any(n.startswith(SHADOW) for n in await database.list_collection_names()):
+            # A replay killed in a transaction left it open, holding its locks until the
+            # server expires it: end it first (the live worker retries what this ends).
+            await self.live.frame.end_stale_sessions()
         removed = await self._drop_prefixed(SHADOW)
         await self.shadow.frame.create_indexes()
         for name in _CARRIED_OVER:

@@ -22,6 +22,14 @@ class AnalyticsProjectorSettings(WorkerSettings):
         env_prefix="ANALYTICS_PROJECTOR_", extra="ignore", frozen=True
     )
 
+    batch_size: int = Field(
+        2000,
+        ge=1,
+        le=10_000,
+        description="Most events handed to one handler call. Each batch costs a fixed "
+        "number of MongoDB round trips and one write per touched bot and day, whatever its "
+        "size; each consumer's max_ack_pending (streams.yaml) still caps a batch.",
+    )
     mongo_url: SecretStr = Field(
         SecretStr("mongodb://127.0.0.1:27017"),
         description="MongoDB URL (may carry credentials); a replica set: transactions need one.",

@@ -185,7 +185,7 @@ class MongoFrame:
         try:
             await self.client.admin.command("ping")
             await self.create_indexes()
-            await self._end_stale_sessions()
+            await self.end_stale_sessions()
         except ConnectionFailure as exc:
             raise _unavailable(exc) from None
 
@@ -197,7 +197,7 @@ class MongoFrame:
         for collection, models in INDEXES.items():
             await self.db.named(collection).create_indexes(models)
 
-    async def _end_stale_sessions(self) -> None:
+    async def end_stale_sessions(self) -> None:
         """End the server sessions of this worker's MongoDB user.
 
         A transaction that a killed instance left open keeps its write locks until the
