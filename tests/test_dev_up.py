@@ -59,7 +59,13 @@ def test_dev_up_runs_the_fleet_and_stops_cleanly(tmp_path: Path) -> None:
     assert counts["BOTS"] + counts["TRADES"] + counts["MARKET"] >= published
     assert counts["DLQ"] == 0
     # The workers that exist were started and none of them exited while the fleet ran.
-    for worker in ("bot-lifecycle", "trade-recorder", "market-ingest", "analytics-projector"):
+    for worker in (
+        "analytics-projector",
+        "backup-runner",
+        "bot-lifecycle",
+        "market-ingest",
+        "trade-recorder",
+    ):
         assert re.search(rf"worker {worker} +pid \d+", out)
         assert f"worker {worker} exited with 0" in out
     assert "EXITED" not in out

@@ -64,8 +64,9 @@ def only_problem(report: Report, *fragments: str) -> str:
 def test_the_repository_deploy_files_pass_every_check() -> None:
     report = check_deploy(DeployLayout(ROOT))
     assert report.messages() == []
-    # The backup-age alert waits for a metric no worker exports yet, and says so.
-    assert any("LastBackupOlderThanRPO" in note for note in report.notes), report.notes
+    # The backup-age alert is loaded: backup-runner exports its metric.
+    assert not any("LastBackupOlderThanRPO" in note for note in report.notes), report.notes
+    assert (ROOT / "deploy" / "monitoring" / "rules" / "backups.yml").is_file()
 
 
 def test_the_repository_compose_file_passes_the_compose_loader() -> None:

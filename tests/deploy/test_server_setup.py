@@ -22,6 +22,7 @@ PASSWORDS = {
     "TRADEFLEET_OWNER_PASSWORD": "owner-pw-1",
     "TRADE_RECORDER_DB_PASSWORD": "tr-pw-2",
     "BOT_LIFECYCLE_DB_PASSWORD": "bl-pw-3",
+    "BACKUP_RUNNER_DB_PASSWORD": "br-pw-4",
 }
 
 
@@ -63,9 +64,12 @@ def test_the_init_script_creates_the_roles_and_the_migrations_run_as_owner(
     pg = isolated_fleet.postgres
     roles = pg.psql(
         "SELECT string_agg(rolname || ':' || (rolpassword IS NOT NULL), ',' ORDER BY rolname) "
-        "FROM pg_authid WHERE rolname IN ('tradefleet_owner', 'trade_recorder', 'bot_lifecycle')"
+        "FROM pg_authid WHERE rolname IN "
+        "('tradefleet_owner', 'trade_recorder', 'bot_lifecycle', 'backup_runner')"
     )
-    assert roles == "bot_lifecycle:true,trade_recorder:true,tradefleet_owner:true"
+    assert roles == (
+        "backup_runner:true,bot_lifecycle:true,trade_recorder:true,tradefleet_owner:true"
+    )
     assert (
         pg.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'tradefleet'")
         == "tradefleet_owner"
@@ -83,11 +87,16 @@ def test_the_init_script_creates_the_roles_and_the_migrations_run_as_owner(
         " has_schema_privilege('trade_recorder', 'lifecycle', 'USAGE'),"
         " has_schema_privilege('bot_lifecycle', 'trading', 'USAGE'),"
         " has_table_privilege('bot_lifecycle', 'lifecycle.bots', 'INSERT'),"
-        " has_database_privilege('trade_recorder', 'tradefleet', 'CREATE'))",
+        " has_database_privilege('trade_recorder', 'tradefleet', 'CREATE'),"
+        " has_table_privilege('backup_runner', 'trading.trades', 'SELECT'),"
+        " has_table_privilege('backup_runner', 'lifecycle.bots', 'SELECT'),"
+        " has_table_privilege('backup_runner', 'trading.trades', 'INSERT'),"
+        " has_database_privilege('backup_runner', 'tradefleet', 'CREATE'))",
         database="tradefleet",
     )
-    # Each worker writes its own schema only and can create nothing.
-    assert privileges == "t,f,f,t,f"
+    # Each worker writes its own schema only and can create nothing; backup_runner reads
+    # every schema and writes none.
+    assert privileges == "t,f,f,t,f,t,t,f,f"
 
 
 def test_the_init_script_names_a_missing_password(isolated_fleet: Fleet) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import nats
 import pytest
 from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.heap import settle_heap
@@ -56,6 +57,24 @@ def test_bad_setting_names_the_variable_and_the_fix(monkeypatch: pytest.MonkeyPa
     assert "TRADE_RECORDER_BATCH_SIZE" in str(err.value)
     assert "'lots'" in str(err.value)
     assert err.value.fix is not None
+
+
+class _ListSettings(WorkerSettings):
+    model_config = SettingsConfigDict(env_prefix="LISTY_", extra="ignore", frozen=True)
+
+    names: list[str] = ["a"]
+
+
+def test_a_list_setting_that_is_not_json_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LISTY_NAMES", "lifecycle,trading")
+    with pytest.raises(ConfigError) as err:
+        load_settings(_ListSettings)
+    assert "LISTY_NAMES is not valid JSON" in str(err.value)
+    assert err.value.fix is not None
+    monkeypatch.setenv("LISTY_NAMES", '["lifecycle", "trading"]')
+    assert load_settings(_ListSettings).names == ["lifecycle", "trading"]
 
 
 def test_out_of_range_setting_is_refused() -> None:

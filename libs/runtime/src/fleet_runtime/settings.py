@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.heap import DEFAULT_GEN0_THRESHOLD
@@ -96,6 +102,16 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build settings from the environment, turning validation errors into one clear message."""
     try:
         return cls(**overrides)
+    except SettingsError as exc:
+        # A list or mapping setting whose variable is not JSON fails before validation.
+        prefix = str(cls.model_config.get("env_prefix", "")).upper()
+        match = re.search(r'field "([^"]+)"', str(exc))
+        env_name = f"{prefix}{match.group(1).upper()}" if match else "a setting"
+        raise ConfigError(
+            f"invalid settings for {cls.__name__}: {env_name} is not valid JSON "
+            '(a list or mapping setting takes JSON, e.g. ["a", "b"])',
+            fix=f"write {env_name} as JSON or unset it to use the default",
+        ) from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

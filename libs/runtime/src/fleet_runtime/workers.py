@@ -56,6 +56,9 @@ class WorkerSpec:
     """For `fleet replay`: ``"module:function"`` or the function itself, taking the
     worker's settings and returning its ``fleet_runtime.replay.ReplayTarget``. A path
     string keeps the store driver unimported until a replay runs."""
+    fleet_commands: Callable[[], Any] | None = None
+    """The worker's `fleet` command group: returns a ``typer.Typer`` that `fleet` mounts under
+    a group of its own (`fleet backup`), loaded only when that group runs."""
 
     @property
     def implemented(self) -> bool:

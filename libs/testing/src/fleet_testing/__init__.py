@@ -16,11 +16,13 @@ from fleet_testing.fleet import Fleet
 from fleet_testing.probes import free_port, wait_until
 from fleet_testing.servers import (
     MongoServer,
+    MotoS3Server,
     NatsCluster,
     NatsServer,
     PostgresServer,
     RedisServer,
     S3Server,
+    SeaweedS3Server,
     Server,
     ServerKind,
 )
@@ -30,11 +32,13 @@ __all__ = [
     "LauncherConfigError",
     "LauncherError",
     "MongoServer",
+    "MotoS3Server",
     "NatsCluster",
     "NatsServer",
     "PostgresServer",
     "RedisServer",
     "S3Server",
+    "SeaweedS3Server",
     "Server",
     "ServerKind",
     "ServerNotInstalled",

@@ -15,7 +15,6 @@ from typing import Self, TypeVar
 from fleet_testing.docker_backend import BACKEND_VAR, start_container
 from fleet_testing.errors import LauncherConfigError
 from fleet_testing.servers import (
-    SERVER_CLASSES,
     MongoServer,
     NatsCluster,
     NatsServer,
@@ -24,6 +23,7 @@ from fleet_testing.servers import (
     S3Server,
     Server,
     ServerKind,
+    server_class,
 )
 
 ENV_FILE = "fleet.env"
@@ -181,7 +181,7 @@ class Fleet:
     # --- internals ---------------------------------------------------------------------
     def _typed(self, kind: ServerKind, cls: type[_S]) -> _S:
         server = self.server(kind)
-        if not isinstance(server, cls):  # pragma: no cover - SERVER_CLASSES maps kind to cls
+        if not isinstance(server, cls):  # pragma: no cover - server_class maps kind to cls
             raise TypeError(f"{kind} server is {type(server).__name__}, not {cls.__name__}")
         return server
 
@@ -189,7 +189,7 @@ class Fleet:
         existing = self._shared.get(kind)
         if existing is not None:
             return existing
-        cls = SERVER_CLASSES[kind]
+        cls = server_class(kind)
         url = self._environ.get(kind.env_var, "").strip()
         if self.use_external and not url and self._environ.get(BACKEND_VAR) == "docker":
             url = start_container(kind, lambda u: cls.external(u).start())
@@ -204,7 +204,7 @@ class Fleet:
         workdir = self.base_dir / name
         if kind is ServerKind.REDIS:
             return RedisServer(workdir, name=name, port=port, persistent=self.persistent)
-        return SERVER_CLASSES[kind](workdir, name=name, port=port)
+        return server_class(kind)(workdir, name=name, port=port)
 
     def _unique_name(self, wanted: str) -> str:
         taken = {s.name for s in self._shared.values()} | {p.name for p in self._private}

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from fleet_runtime.cli import (
+    backup_cmd,
     contract_cmd,
     deploy_cmd,
     dev_cmd,
@@ -36,6 +37,7 @@ app.add_typer(dlq_cmd.app, name="dlq")
 app.command("status")(status_cmd.status)
 app.add_typer(contract_cmd.app, name="contract")
 app.command("publish")(publish_cmd.publish)
+app.command("backup", context_settings=backup_cmd.CONTEXT)(backup_cmd.backup)
 app.add_typer(deploy_cmd.app, name="deploy")
 app.command("doctor")(doctor_cmd.doctor)
 

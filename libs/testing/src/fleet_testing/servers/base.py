@@ -17,7 +17,7 @@ from fleet_testing.errors import (
     ServerStartError,
 )
 from fleet_testing.probes import free_port, tcp_open, wait_until
-from fleet_testing.process import ServerProcess
+from fleet_testing.process import STOP_TIMEOUT, ServerProcess
 
 LOOPBACK = "127.0.0.1"
 _PORT_RETRIES = 3
@@ -69,6 +69,8 @@ class Server(abc.ABC):
 
     kind: ClassVar[ServerKind]
     start_timeout: ClassVar[float] = 30.0
+    stop_timeout: ClassVar[float] = STOP_TIMEOUT
+    """Seconds a clean stop may take before the server is killed."""
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
 
     def __init__(
@@ -191,7 +193,7 @@ class Server(abc.ABC):
         """Shut down cleanly (the server's own stop signal), killing it if it hangs."""
         self._require_managed("stop")
         if self._process is not None:
-            self._process.stop()
+            self._process.stop(self.stop_timeout)
 
     def kill(self) -> None:
         """SIGKILL the server and its children: a crash, no shutdown work."""

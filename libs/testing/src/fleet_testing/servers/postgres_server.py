@@ -60,6 +60,13 @@ class PostgresServer(Server):
             self._bin_dir = _find_bin_dir(self._user)
         return self._bin_dir
 
+    def env(self) -> dict[str, str]:
+        """The DSN, and for a managed server the bin/ of matching client tools (pg_dump)."""
+        found = super().env()
+        if self.managed:
+            found["FLEET_POSTGRES_BIN_DIR"] = str(self.bin_dir)
+        return found
+
     def tool(self, name: str) -> Path:
         """The path of a PostgreSQL client program (``pg_dump``, ``psql``) matching the server."""
         path = self.bin_dir / name

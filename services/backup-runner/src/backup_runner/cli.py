@@ -1,0 +1,194 @@
+"""`fleet backup list | show | verify | restore | prune`: backups in S3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backup_runner.app import object_store
+from backup_runner.encryption import parse_key
+from backup_runner.errors import BackupRefused
+from backup_runner.manifest import (
+    Manifest,
+    backup_prefix,
+    list_manifests,
+    manifest_key,
+    read_manifest,
+    verify_object,
+)
+from backup_runner.objects import MinioObjectStore, ObjectMissing
+from backup_runner.restore_mongodb import restore_mongodb
+from backup_runner.restore_postgres import restore_postgres
+from backup_runner.retention import RetentionPolicy, decide
+from backup_runner.runner import find_pg_dump
+from backup_runner.settings import BackupRunnerSettings
+from fleet_runtime.errors import StoreUnavailable, UserError
+from fleet_runtime.settings import load_settings
+
+app = typer.Typer(
+    help="Backups in S3 (settings from the BACKUP_RUNNER_* environment).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+IdArgument = Annotated[str, typer.Argument(help="Backup id (see `fleet backup list`).")]
+
+
+def _store() -> MinioObjectStore:
+    return object_store(load_settings(BackupRunnerSettings))
+
+
+def _unreachable(exc: StoreUnavailable) -> UserError:
+    return UserError(
+        str(exc),
+        fix="check BACKUP_RUNNER_S3_ENDPOINT, BACKUP_RUNNER_S3_ACCESS_KEY/SECRET_KEY and "
+        "BACKUP_RUNNER_S3_BUCKET",
+    )
+
+
+def _manifest(store: MinioObjectStore, backup_id: str) -> Manifest:
+    try:
+        return read_manifest(store, backup_id)
+    except ObjectMissing:
+        raise UserError(
+            f"no backup {backup_id!r} in bucket {store.bucket} (no manifest: an interrupted "
+            "run is not a backup)",
+            fix="pick an id from `fleet backup list`",
+        ) from None
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """One line per backup that has a manifest, oldest first."""
+    store = _store()
+    try:
+        manifests = list_manifests(store)
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
+    if not manifests:
+        typer.echo(f"no backups in bucket {store.bucket}")
+        return
+    typer.echo(
+        f"{'BACKUP ID':<36}  {'TARGET':<9}  {'SCOPE':<12}  {'OBJECTS':>7}  "
+        f"{'BYTES':>12}  FINISHED (UTC)"
+    )
+    for m in manifests:
+        typer.echo(
+            f"{m.backup_id:<36}  {m.target:<9}  {m.scope or 'all':<12}  {len(m.objects):>7}  "
+            f"{m.size_bytes:>12}  {m.finished_at:%Y-%m-%d %H:%M:%S}" + ("  GAPS" if m.gaps else "")
+        )
+
+
+@app.command("show")
+def show_cmd(backup_id: IdArgument) -> None:
+    """The manifest of one backup: objects, positions, tool versions, gaps."""
+    typer.echo(_manifest(_store(), backup_id).to_bytes().decode())
+
+
+@app.command("verify")
+def verify_cmd(backup_id: IdArgument) -> None:
+    """Re-read every object of a backup and check its size and sha256; exit 1 on a mismatch."""
+    store = _store()
+    manifest = _manifest(store, backup_id)
+    problems = []
+    with typer.progressbar(manifest.objects, label=f"verifying {backup_id}", file=None) as bar:
+        for entry in bar:
+            try:
+                problem = verify_object(store, entry)
+            except StoreUnavailable as exc:
+                raise _unreachable(exc) from None
+            if problem is not None:
+                problems.append(problem)
+    for gap in manifest.gaps:
+        typer.echo(f"gap: {gap}")
+    if problems:
+        for problem in problems:
+            typer.secho(f"CORRUPT {problem}", fg=typer.colors.RED, err=True)
+        typer.echo(f"backup {backup_id}: {len(problems)} of {len(manifest.objects)} objects fail")
+        raise typer.Exit(1)
+    typer.echo(
+        f"backup {backup_id}: {len(manifest.objects)} objects verified "
+        f"({manifest.size_bytes} bytes)"
+    )
+
+
+@app.command("restore")
+def restore_cmd(
+    backup_id: IdArgument,
+    into: Annotated[
+        str, typer.Option("--into", help="URL of the PostgreSQL database or MongoDB server.")
+    ],
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="MongoDB: restore the backup's database under this name."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Load into a non-empty target (replaces what it restores)."),
+    ] = False,
+) -> None:
+    """Load a postgres or mongodb backup into an empty target (digests checked first)."""
+    settings = load_settings(BackupRunnerSettings)
+    store = object_store(settings)
+    manifest = _manifest(store, backup_id)
+    secret = settings.encryption_key
+    key = parse_key(secret.get_secret_value()) if secret is not None else None
+    try:
+        if manifest.target == "mongodb":
+            done = restore_mongodb(
+                manifest, store, url=into, database=database, force=force, key=key
+            )
+        else:
+            done = restore_postgres(
+                manifest, store, dsn=into, pg_restore=_pg_restore(settings), force=force, key=key
+            )
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
+    typer.echo(f"restored backup {backup_id}: {', '.join(done.parts)} ({done.bytes} bytes)")
+    for name, rows in sorted(manifest.positions.items()):
+        typer.echo(f"  {name}: {rows}")
+    typer.echo(
+        "catch up: the restored checkpoints above are the stream positions the data reflects; "
+        "replay each worker's stream from there (`fleet replay WORKER`) before serving reads."
+    )
+
+
+def _pg_restore(settings: BackupRunnerSettings) -> str:
+    try:
+        return str(Path(find_pg_dump(settings.pg_bin_dir)).with_name("pg_restore"))
+    except BackupRefused as exc:
+        raise UserError(str(exc), fix="set BACKUP_RUNNER_PG_BIN_DIR") from None
+
+
+@app.command("prune")
+def prune_cmd(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete backups the retention policy (BACKUP_RUNNER_KEEP_*) does not keep.
+
+    The newest backup of every target and scope is always kept; stream segments are
+    never deleted. A backup's manifest goes first, so a half-pruned one is never listed.
+    """
+    settings = load_settings(BackupRunnerSettings)
+    store = object_store(settings)
+    policy = RetentionPolicy(settings.keep_hourly, settings.keep_daily, settings.keep_monthly)
+    try:
+        decision = decide(list_manifests(store), policy)
+        for backup_id, why in sorted(decision.keep.items()):
+            typer.echo(f"keep   {backup_id}  ({why})")
+        for backup_id in decision.prune:
+            typer.echo(f"{'would prune' if dry_run else 'prune'}  {backup_id}")
+            if not dry_run:
+                store.delete(manifest_key(backup_id))
+                for key in store.keys(backup_prefix(backup_id)):
+                    store.delete(key)
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
+    what = "would be pruned" if dry_run else "pruned"
+    typer.echo(f"{len(decision.prune)} backups {what}, {len(decision.keep)} kept")
