@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from analytics_projector.store import MongoAnalyticsStore
+from analytics_projector.store import MongoAnalyticsStore, Retention
 from fleet_events import (
     BotCreated,
     BotStarted,
@@ -29,17 +30,26 @@ from fleet_testing.servers import MongoServer
 T0 = datetime.combine(datetime.now(UTC).date() - timedelta(days=5), time(9, 30), tzinfo=UTC)
 
 
-@pytest.fixture
-async def store(mongo_server: MongoServer) -> AsyncIterator[MongoAnalyticsStore]:
-    """The adapter on a new database of the shared server (dropped after the test)."""
+@asynccontextmanager
+async def fresh_store(
+    url: str, retention: Retention | None = None
+) -> AsyncIterator[MongoAnalyticsStore]:
+    """The adapter on a new database (its indexes created), dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    opened = MongoAnalyticsStore.open(mongo_server.url, name)
+    opened = MongoAnalyticsStore.open(url, name, retention=retention)
     await opened.probe()
     try:
         yield opened
     finally:
         await opened.frame.client.drop_database(name)
         await opened.close()
+
+
+@pytest.fixture
+async def store(mongo_server: MongoServer) -> AsyncIterator[MongoAnalyticsStore]:
+    """The adapter on a new database of the shared server (dropped after the test)."""
+    async with fresh_store(mongo_server.url) as opened:
+        yield opened
 
 
 def fill(

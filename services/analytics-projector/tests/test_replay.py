@@ -18,21 +18,21 @@ from fleet_testing.replaying import Publisher, Reader, run_fleet, start_fleet
 from fleet_testing.waiting import wait_until
 from fleet_testing.workerprocs import start_worker, stream_loaded
 
-from .test_worker_e2e import WORKER, check_read_models, drained, mixed_events, topology_file
+from .test_worker_e2e import (
+    WORKER,
+    check_read_models,
+    drained,
+    mixed_events,
+    topology_file,
+    worker_env,
+)
 
 Client = AsyncMongoClient[dict[str, Any]]
 
 
 def env_for(fleet: Fleet, streams: Path, database: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "ANALYTICS_PROJECTOR_NATS_URL": fleet.nats.url,
-        "ANALYTICS_PROJECTOR_MONGO_URL": fleet.mongo.url,
-        "ANALYTICS_PROJECTOR_MONGO_DATABASE": database,
-        "ANALYTICS_PROJECTOR_STREAMS_FILE": str(streams),
-        "ANALYTICS_PROJECTOR_BATCH_SIZE": "300",
-        "FLEET_NATS_URL": fleet.nats.url,
-    }
+    """The worker's environment; `fleet replay` reads the same variables."""
+    return worker_env(fleet, database, streams)
 
 
 async def corrupt(db: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -28,7 +27,7 @@ from fleet_testing.batches import Sequencer
 from fleet_testing.contract import StoreContract
 from fleet_testing.servers import MongoServer
 
-from .conftest import T0, candle, completed, created, fill, started, stopped
+from .conftest import T0, candle, completed, created, fill, fresh_store, started, stopped
 
 DURABLE = "analytics-projector"
 DAY = timedelta(days=1)
@@ -163,14 +162,8 @@ async def feed(
 
 @pytest.fixture
 async def second_store(mongo_server: MongoServer) -> AsyncIterator[MongoAnalyticsStore]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    opened = MongoAnalyticsStore.open(mongo_server.url, name)
-    await opened.probe()
-    try:
+    async with fresh_store(mongo_server.url) as opened:
         yield opened
-    finally:
-        await opened.frame.client.drop_database(name)
-        await opened.close()
 
 
 async def test_the_read_models_do_not_depend_on_how_the_streams_interleave(
@@ -364,10 +357,7 @@ asyncio.run(main())
 async def test_each_candle_expires_after_its_intervals_retention(
     mongo_server: MongoServer, retention: Retention | None, minute_days: int, wider_days: int
 ) -> None:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    store = MongoAnalyticsStore.open(mongo_server.url, name, retention=retention)
-    try:
-        await store.probe()
+    async with fresh_store(mongo_server.url, retention) as store:
         market = Sequencer("MARKET", DURABLE)
         await store.record_candles(
             market.batch(
@@ -382,11 +372,8 @@ async def test_each_candle_expires_after_its_intervals_retention(
             (d["symbol"], d["interval"]): d["expire_at"] - d["open_time"]
             async for d in store.frame.db.price_history.find()
         }
-        assert expiry == {
-            ("BTC", "1m"): timedelta(days=minute_days),
-            ("BTC", "1h"): timedelta(days=wider_days),
-            ("ETH", "1m"): timedelta(days=minute_days),
-        }
-    finally:
-        await store.frame.client.drop_database(name)
-        await store.close()
+    assert expiry == {
+        ("BTC", "1m"): timedelta(days=minute_days),
+        ("BTC", "1h"): timedelta(days=wider_days),
+        ("ETH", "1m"): timedelta(days=minute_days),
+    }
