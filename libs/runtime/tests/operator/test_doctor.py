@@ -17,13 +17,20 @@ from fleet_testing import Fleet
 
 REPO = Path(__file__).resolve().parents[4]
 STREAMS = REPO / "streams.yaml"
-PREFIXES = ("FLEET_", "TRADE_RECORDER_", "BOT_LIFECYCLE_", "MARKET_INGEST_", "ANALYTICS_PROJECTOR_")
+PREFIXES = (
+    "FLEET_",
+    "TRADE_RECORDER_",
+    "BOT_LIFECYCLE_",
+    "MARKET_INGEST_",
+    "ANALYTICS_PROJECTOR_",
+    "BACKUP_RUNNER_",
+)
 
 
 @pytest.fixture
 async def fleet_env(isolated_fleet: Fleet) -> dict[str, str]:
     """A working fleet: topology applied, databases, roles and migrations, worker env."""
-    fleet = isolated_fleet.start("nats", "postgres", "redis", "mongo")
+    fleet = isolated_fleet.start("nats", "postgres", "redis", "mongo", "s3")
     shared = fleet.env()
     nc = await nats.connect(shared["FLEET_NATS_URL"])
     try:
