@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact
-from typing import Any
 
 from bson.decimal128 import Decimal128
 from fleet_trading.metrics import Figure
@@ -51,16 +50,3 @@ def day_start(day: str) -> datetime:
 def next_day(day: str) -> str:
     """The day after ``day``."""
     return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-
-
-def plain(value: Any) -> Any:
-    """A stored value read back: Decimal128 to Decimal, naive datetimes as UTC, recursively."""
-    if isinstance(value, Decimal128):
-        return value.to_decimal()
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
