@@ -40,7 +40,8 @@ def opened(data: bytes, key: bytes = KEY) -> bytes:
 def test_frames_round_trip(size: int) -> None:
     plain = os.urandom(size)
     data = sealed(plain)
-    assert plain[:64] not in data or size == 0
+    if size >= 16:  # a shorter plaintext can occur in any random ciphertext by chance
+        assert plain[:64] not in data
     assert opened(data) == plain
 
 
