@@ -1,14 +1,17 @@
-"""`fleet replay market-ingest` as an operator runs it: dry run, lock, repair, --keep-old."""
+"""`fleet replay market-ingest` as an operator runs it: dry run, lock, repair, --keep-old,
+and a replay killed midway."""
 
 from __future__ import annotations
 
 import os
+import signal
+from pathlib import Path
 
 import nats
 from redis.asyncio import Redis
 
 from fleet_testing import Fleet
-from fleet_testing.replaying import run_fleet
+from fleet_testing.replaying import run_fleet, start_fleet
 from market_ingest.store import Keys
 
 from .conftest import generate_ticks, snapshot, start_servers, wait_until
@@ -66,6 +69,60 @@ async def test_dry_run_lock_and_repair_through_the_cli(isolated_fleet: Fleet) ->
             assert dropped.code == 0, dropped.err
             assert not [k async for k in redis.scan_iter(match="replaced:*")]
             assert not [k async for k in redis.scan_iter(match="rebuild:*")]
+    finally:
+        await nc.close()
+        await redis.aclose()
+
+
+async def test_a_replay_killed_midway_leaves_live_untouched_and_the_next_one_cleans_up(
+    isolated_fleet: Fleet, tmp_path: Path
+) -> None:
+    await start_servers(isolated_fleet)
+    settings = settings_for(isolated_fleet)
+    env = {
+        **os.environ,
+        "MARKET_INGEST_NATS_URL": isolated_fleet.nats.url,
+        "MARKET_INGEST_REDIS_URL": isolated_fleet.redis.url,
+        "MARKET_INGEST_CANDLES_KEPT": str(KEPT),
+        "MARKET_INGEST_LOG_LEVEL": "WARNING",
+    }
+    nc = await nats.connect(isolated_fleet.nats.url)
+    redis = Redis.from_url(isolated_fleet.redis.url)
+    try:
+        async with worker(settings):
+            ticks = await publish(nc.jetstream(), generate_ticks(seed=43, n=6000))
+            await wait_applied(redis, ticks)
+            await wait_until(lambda: _outboxes_empty(redis), 20, "empty outboxes")
+            healthy = await snapshot(redis)
+
+            replay = await start_fleet(
+                ["replay", "market-ingest", "--yes", "--batch-size", "10"],
+                env,
+                tmp_path / "replay.log",
+            )
+
+            async def shadow_keys() -> int:
+                return len([k async for k in redis.scan_iter(match="rebuild:*", count=1000)])
+
+            async def building() -> bool:
+                return await shadow_keys() > 0
+
+            await wait_until(building, 60, "the replay building its shadow keys")
+            os.kill(replay.pid, signal.SIGKILL)
+            await replay.wait()
+            assert await shadow_keys() > 0, "killed before the swap, its shadow left behind"
+            assert await snapshot(redis) == healthy, "live untouched by the killed replay"
+
+            # The killed replay's lock lease runs out by itself; then the next replay runs.
+            async def lock_free() -> bool:
+                return not await redis.exists("fleet:replay:lock:market-ingest")
+
+            await wait_until(lock_free, 30, "the killed replay's lock lease to run out")
+            fixed = await run_fleet(["replay", "market-ingest", "--yes"], env)
+            assert fixed.code == 0, fixed.err + fixed.out
+            assert await snapshot(redis) == healthy
+            assert await shadow_keys() == 0
+            assert not [k async for k in redis.scan_iter(match="replaced:*")]
     finally:
         await nc.close()
         await redis.aclose()
