@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import nats
+from redis.asyncio import Redis
 
 from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet
@@ -239,6 +240,29 @@ async def test_redis_refusing_the_password_stops_at_once(
     assert "Redis refused the credentials" in line
     assert "fix: put the right password in MARKET_INGEST_REDIS_URL" in line
     assert ":wrong@" not in proc.stderr
+
+
+async def test_a_redis_that_evicts_keys_is_refused_with_the_policy_named(
+    isolated_fleet: Fleet,
+) -> None:
+    await _apply_topology(isolated_fleet.nats.url)
+    redis = isolated_fleet.redis
+    client = Redis.from_url(redis.url)
+    try:
+        await client.config_set("maxmemory-policy", "allkeys-lru")
+    finally:
+        await client.aclose()
+    env = _env(
+        FLEET_NATS_URL=isolated_fleet.nats.url,
+        MARKET_INGEST_STREAMS_FILE=str(REPO / "streams.yaml"),
+        MARKET_INGEST_REDIS_URL=redis.url,
+        MARKET_INGEST_LOG_FORMAT="json",
+    )
+    proc = await _run([str(BIN / "market-ingest")], env)
+    assert proc.returncode == 2, proc.stderr
+    line = _one_error_line(proc.stderr)
+    assert "maxmemory-policy allkeys-lru" in line
+    assert "fix: set maxmemory-policy noeviction" in line
 
 
 async def test_a_topology_not_applied_names_the_apply_command(isolated_fleet: Fleet) -> None:

@@ -171,10 +171,11 @@ class RedisMarketStore:
         return sorted(self._cache)
 
     async def ping(self) -> None:
-        """Fail with ``StoreUnavailable`` unless Redis answers; refused credentials are
-        ``StartupRefused`` (waiting cannot fix them)."""
+        """Fail with ``StoreUnavailable`` unless Redis answers; refused credentials and a
+        Redis that evicts keys are ``StartupRefused`` (waiting cannot fix them)."""
         try:
             await guarded(self._redis.ping)
+            memory = await guarded(lambda: self._redis.info("memory"))
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, redis_errors.AuthenticationError):
                 raise StartupRefused(
@@ -182,6 +183,16 @@ class RedisMarketStore:
                     fix=f"put the right password in {variable_with_prefix(PREFIX, 'redis_url')}",
                 ) from None
             raise
+        policy = str(memory.get("maxmemory_policy", "noeviction"))
+        if policy != "noeviction":
+            # Every key here carries a TTL, so a volatile-* policy may drop any of them too:
+            # an evicted candle series would come back holding only the bars after it.
+            raise StartupRefused(
+                f"Redis evicts keys under memory pressure (maxmemory-policy {policy}): "
+                "candle series and checkpoints could vanish without an error",
+                fix="set maxmemory-policy noeviction on this Redis "
+                "(redis.conf, or CONFIG SET maxmemory-policy noeviction)",
+            )
 
     async def apply(self, ticks: Mapping[str, Sequence[SeqTick]]) -> list[SymbolWrite]:
         """Apply each symbol's ticks (stream order) atomically with its checkpoint.
