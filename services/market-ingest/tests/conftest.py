@@ -35,7 +35,7 @@ ALL_INTERVALS = tuple(CandleInterval)
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 POLL_S = 0.05
 # Fields that hold wall-clock or lineage values, not projected data.
-VOLATILE = {b"updated_at", b"gen"}
+VOLATILE = {b"updated_at", b"gen", b"stale"}
 
 
 def tick(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 from redis.asyncio import Redis
 
@@ -16,6 +17,7 @@ from market_ingest.handlers import DURABLE, TickHandler
 from market_ingest.logic import Rules
 from market_ingest.metrics import MarketIngestMetrics
 from market_ingest.settings import MarketIngestSettings
+from market_ingest.staleness import StaleTickers
 from market_ingest.store import RedisMarketStore
 
 
@@ -25,6 +27,7 @@ def rules_of(settings: MarketIngestSettings) -> Rules:
         intervals=settings.candle_intervals,
         candles_kept=settings.candles_kept,
         price_min_interval_ms=settings.price_publish_min_interval_ms,
+        ticker_stale_after_ms=settings.ticker_stale_after_s * 1000,
     )
 
 
@@ -48,6 +51,8 @@ async def run(
     redis = open_redis(settings)
     # `serve` keeps its NATS connection to itself: candles go out on a second one.
     nc = await worker_nats(settings, f"{DURABLE}-candles")
+    stale = StaleTickers(redis, timedelta(seconds=settings.ticker_stale_after_s))
+    sweeping = asyncio.create_task(stale.run())
     try:
         store = RedisMarketStore(redis, rules_of(settings), metrics=metrics)
         handler = TickHandler(store, EventPublisher(nc.jetstream()), metrics)
@@ -67,6 +72,9 @@ async def run(
             registry=metrics.registry,
         )
     finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
         with contextlib.suppress(Exception):
             await nc.drain()
         await redis.aclose()

@@ -63,6 +63,8 @@ class Rules:
     intervals: tuple[CandleInterval, ...]
     candles_kept: int
     price_min_interval_ms: int = 0
+    ticker_stale_after_ms: int = 60_000
+    """A ticker whose last trade is older than this (wall clock) is flagged ``stale``."""
 
     def __post_init__(self) -> None:
         if self.candles_kept < 1:

@@ -81,7 +81,7 @@ return 0
 """
 
 # Fields that differ between any two builds of the same ticks.
-_VOLATILE_FIELDS = {b"gen", b"updated_at"}
+_VOLATILE_FIELDS = {b"gen", b"updated_at", b"stale"}
 
 
 class RedisReplayTarget:

@@ -49,6 +49,12 @@ class MarketIngestSettings(WorkerSettings):
         ge=0,
         description="Throttle of prices:{symbol} pub/sub messages, in tick time (0: every tick).",
     )
+    ticker_stale_after_s: int = Field(
+        60,
+        ge=1,
+        description="A ticker whose last trade is older than this many seconds has "
+        "`stale` 1 in its hash (set within a quarter of it, the next trade clears it).",
+    )
     rebuild_batch_size: int = Field(
         5000, ge=1, le=100_000, description="Ticks applied per Redis write during `fleet replay`."
     )

@@ -84,8 +84,13 @@ class Keys:
         return f"{self.prefix}market:seq:{symbol}"
 
     def ticker(self, symbol: str) -> str:
-        """Hash: last trade and 24 h figures."""
+        """Hash: last trade and 24 h figures, ``stale`` 1 once the feed went silent."""
         return f"{self.prefix}market:ticker:{symbol}"
+
+    @property
+    def tickers(self) -> str:
+        """SCAN pattern of every ticker under this prefix."""
+        return self.ticker("*")
 
     def window(self, symbol: str) -> str:
         """Sorted set: one-minute buckets of the last 24 h, scored by open time (ms)."""
@@ -112,6 +117,11 @@ class Keys:
     def prices(symbol: str) -> str:
         """Pub/sub channel of the symbol's applied ticks."""
         return f"prices:{symbol}"
+
+
+def is_stale(trade_time: str, stale_before: datetime) -> bool:
+    """Whether a ticker's last trade (ISO text, ``Z``) is older than ``stale_before``."""
+    return datetime.fromisoformat(trade_time) < stale_before
 
 
 def _seconds(delta: timedelta) -> int:
@@ -230,19 +240,23 @@ class RedisMarketStore:
     async def _write(self, writes: list[SymbolWrite]) -> list[Any]:
         if not writes:
             return []
-        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        at = datetime.now(UTC)
+        now = at.isoformat().replace("+00:00", "Z")
+        stale_before = at - timedelta(milliseconds=self._rules.ticker_stale_after_ms)
         async with self._redis.pipeline(transaction=False) as pipe:
             for w in writes:
                 keys = [*self.keys.state(w.symbol, self._rules.intervals)]
                 keys.append(self.keys.outbox(w.symbol))
                 prices = "\n".join(w.prices) if self._prices else ""
-                await self._script(keys=keys, args=[self._spec(w, now), prices], client=pipe)
+                stale = is_stale(w.ticker["trade_time"], stale_before)
+                spec = self._spec(w, now, stale)
+                await self._script(keys=keys, args=[spec, prices], client=pipe)
             answers: list[Any] = await pipe.execute()
         return answers
 
-    def _spec(self, w: SymbolWrite, now: str) -> str:
+    def _spec(self, w: SymbolWrite, now: str, stale: bool) -> str:
         ticker = [x for kv in w.ticker.items() for x in kv]
-        ticker += ["updated_at", now]
+        ticker += ["updated_at", now, "stale", "1" if stale else "0"]
         series = [
             {
                 "bars": [[str(b.open_time), b.encode()] for b in w.window.bars],
