@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from redis.asyncio import Redis
 
@@ -61,10 +62,10 @@ class StaleTickers:
         for key, (trade_time, stale) in zip(keys, await guarded(read), strict=True):
             if trade_time is None or stale == b"1":
                 continue
-            if is_stale(trade_time.decode(), stale_before):
-                marked = await guarded(lambda k=key, t=trade_time: self._mark(keys=[k], args=[t]))
-                if marked:
-                    flagged.append(key.decode().rsplit(":", 1)[-1])
+            if not is_stale(trade_time.decode(), stale_before):
+                continue
+            if await guarded(partial(self._mark, keys=[key], args=[trade_time])):
+                flagged.append(key.decode().rsplit(":", 1)[-1])
         return sorted(flagged)
 
     async def run(self) -> None:
