@@ -111,12 +111,21 @@ class Ohlcv:
     n: int
 
 
-def expected_candles(ticks: Sequence[Trade], width: timedelta, kept: int) -> list[Ohlcv]:
+def period_start(at: datetime, interval: CandleInterval) -> int:
+    """Open time (ms) of the candle holding ``at``: weeks by the calendar (Monday 00:00 UTC),
+    every other interval by flooring to its width."""
+    if interval is CandleInterval.W1:
+        day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return _ms(day - timedelta(days=day.weekday()))
+    w = interval.duration // timedelta(milliseconds=1)
+    return _ms(at) // w * w
+
+
+def expected_candles(ticks: Sequence[Trade], interval: CandleInterval, kept: int) -> list[Ohlcv]:
     """Candles of in-order ticks of one symbol: group by period, keep the ``kept`` latest."""
-    w = width // timedelta(milliseconds=1)
     groups: dict[int, list[Trade]] = {}
     for t in ticks:
-        groups.setdefault(_ms(t.timestamp) // w * w, []).append(t)
+        groups.setdefault(period_start(t.timestamp, interval), []).append(t)
     out = []
     for start, group in sorted(groups.items()):
         prices = [t.price for t in group]

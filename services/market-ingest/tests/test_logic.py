@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fleet_events import CandleInterval, decode, encode
@@ -212,3 +212,26 @@ def test_folding_a_batch_equals_folding_tick_by_tick() -> None:
             assert [got.bars[t].encode() for t in got.order] == [
                 want.bars[t].encode() for t in want.order
             ]
+
+
+def test_weekly_candles_open_on_monday_midnight_utc_and_30m_on_the_half_hour() -> None:
+    rules = Rules((CandleInterval.M30, CandleInterval.W1), candles_kept=5)
+    sunday_late = datetime(2026, 12, 6, 23, 59, 59, tzinfo=UTC)  # a Sunday
+    monday = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
+    events = [
+        tick("BTCUSDT", sunday_late, "10"),
+        tick("BTCUSDT", monday, "11"),
+        tick("BTCUSDT", monday + timedelta(minutes=29, seconds=59), "12"),
+        tick("BTCUSDT", monday + timedelta(minutes=30), "13"),
+    ]
+    state = SymbolState.empty("BTCUSDT", rules, "g")
+    write = apply_ticks(state, seq_ticks(events), rules)
+    weeks = state.candles[CandleInterval.W1]
+    week_of_sunday = datetime(2026, 11, 30, tzinfo=UTC)  # that Sunday's Monday
+    assert weeks.order == [epoch_us(week_of_sunday) // 1000, epoch_us(monday) // 1000]
+    assert [weeks.bars[t].close for t in weeks.order] == [Decimal("10"), Decimal("13")]
+    halves = state.candles[CandleInterval.M30]
+    assert [halves.bars[t].count for t in halves.order] == [1, 2, 1]
+    closed = {(c.data.interval, c.data.open_time) for c in write.closed}
+    assert (CandleInterval.W1, week_of_sunday) in closed
+    assert (CandleInterval.M30, monday) in closed

@@ -64,7 +64,7 @@ async def test_dry_run_lock_and_repair_through_the_cli(isolated_fleet: Fleet) ->
             assert "swapped Redis keys market:*" in fixed.out
             assert await snapshot(redis) == healthy
             kept = [k async for k in redis.scan_iter(match="replaced:*")]
-            assert len(kept) == 27, kept  # 3 symbols x (seq, ticker, window, 6 intervals)
+            assert len(kept) == 33, kept  # 3 symbols x (seq, ticker, window, 8 intervals)
             dropped = await run_fleet(["replay", "market-ingest", "--drop-old"], env)
             assert dropped.code == 0, dropped.err
             assert not [k async for k in redis.scan_iter(match="replaced:*")]

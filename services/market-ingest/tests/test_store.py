@@ -44,7 +44,7 @@ async def assert_matches_model(redis: Redis, keys: Keys, ticks, kept: int) -> No
         mine = [t.tick for t in ticks if t.tick.symbol == symbol]
         for interval in ALL_INTERVALS:
             stored = parse_candles(await redis.zrange(keys.candles(interval, symbol), 0, -1))
-            assert stored == expected_candles(mine, interval.duration, kept), (symbol, interval)
+            assert stored == expected_candles(mine, interval, kept), (symbol, interval)
         assert await ticker_of(redis, keys, symbol) == expected_ticker(mine)
         seq = await redis.hget(keys.seq(symbol), "seq")
         assert int(seq) == max(t.seq for t in ticks if t.tick.symbol == symbol)
@@ -157,7 +157,7 @@ async def test_a_wiped_redis_is_never_refilled_from_memory(redis_client: Redis, 
     clean = await snapshot(redis_client, f"{fresh.prefix}market:*")
     strip = len(fresh.prefix)
     assert live == {keys.prefix.encode() + k[strip:]: v for k, v in clean.items()}
-    assert len(live) == 3 * 10  # seq, ticker, window, 6 intervals, outbox
+    assert len(live) == 3 * (4 + len(ALL_INTERVALS))  # seq, ticker, window, outbox
 
 
 async def test_closed_candles_are_queued_once_with_deterministic_ids(
@@ -177,6 +177,7 @@ async def test_closed_candles_are_queued_once_with_deterministic_ids(
         (CandleInterval.M1, 2),
         (CandleInterval.M5, 0),
         (CandleInterval.M15, 0),
+        (CandleInterval.M30, 0),
         (CandleInterval.H1, 0),
     }
     assert sorted(e.event_id for e in queued) == sorted(

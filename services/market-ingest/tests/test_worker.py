@@ -33,6 +33,7 @@ from .conftest import (
     expected_ticker,
     generate_ticks,
     parse_candles,
+    period_start,
     snapshot,
     start_servers,
     tick,
@@ -98,7 +99,7 @@ async def assert_matches_model(redis: Redis, ticks: Sequence[SeqTick]) -> None:
         mine = [t.tick for t in ticks if t.tick.symbol == symbol]
         for interval in ALL_INTERVALS:
             stored = parse_candles(await redis.zrange(LIVE.candles(interval, symbol), 0, -1))
-            assert stored == expected_candles(mine, interval.duration, KEPT), (symbol, interval)
+            assert stored == expected_candles(mine, interval, KEPT), (symbol, interval)
         assert await ticker_of(redis, LIVE, symbol) == expected_ticker(mine)
 
 
@@ -107,11 +108,8 @@ def closed_candles(ticks: Sequence[SeqTick]) -> int:
     total = 0
     for symbol in SYMBOLS:
         for interval in ALL_INTERVALS:
-            w = interval.duration // timedelta(milliseconds=1)
             periods = {
-                int(t.tick.timestamp.timestamp() * 1000) // w
-                for t in ticks
-                if t.tick.symbol == symbol
+                period_start(t.tick.timestamp, interval) for t in ticks if t.tick.symbol == symbol
             }
             total += len(periods) - 1
     return total
@@ -181,7 +179,7 @@ async def test_live_worker_state_dead_letters_candles_and_identical_rebuild(
             assert result.switched
             assert (result.ticks, result.invalid, result.symbols) == (3000, 2, 3)
             assert await snapshot(redis) == before
-            assert lines[-1].startswith("done: 3,000 ticks, 3 symbols, 27 keys switched")
+            assert lines[-1].startswith("done: 3,000 ticks, 3 symbols, 33 keys switched")
             assert not [k async for k in redis.scan_iter(match="rebuild:*")]
             assert await candle_messages(js) == expected_closed
 

@@ -61,7 +61,7 @@ def test_every_event_type_has_a_channel_message_and_versioned_payload() -> None:
     executed = resolve(doc, "#/components/messages/TradeExecuted")
     assert executed["x-fleet-readable-versions"] == [1, 2]
     interval = doc["channels"]["marketCandle"]["parameters"]["interval"]
-    assert interval["enum"] == ["1m", "5m", "15m", "1h", "4h", "1d"]
+    assert interval["enum"] == ["1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w"]
     assert interval["location"] == "$message.payload#/data/interval"
 
 

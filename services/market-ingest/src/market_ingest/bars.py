@@ -327,11 +327,17 @@ class Series:
     width_ms: int
     limit: int | None = None
     span_ms: int | None = None
+    origin_ms: int = 0
+    """Periods start at ``origin_ms + k * width_ms`` (weeks: on Mondays)."""
     bars: dict[int, Bar] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
     totals: Totals | None = None
     """Running figures over the kept bars, when the series keeps them (the window)."""
+
+    def open_time(self, ms: int) -> int:
+        """Open time of the period holding the epoch-millisecond time ``ms``."""
+        return ms - (ms - self.origin_ms) % self.width_ms
 
     @property
     def latest(self) -> int | None:
@@ -368,8 +374,7 @@ class Series:
 
     def add(self, us: int, price: Decimal, qty: Decimal) -> tuple[bool, int | None]:
         """Fold a trade in: (applied, open time of the bar it closed or None)."""
-        ms = us // 1000
-        open_time = ms - ms % self.width_ms
+        open_time = self.open_time(us // 1000)
         bar = self.bars.get(open_time)
         if not self.kept(open_time):
             return False, None

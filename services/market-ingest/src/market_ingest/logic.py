@@ -82,7 +82,7 @@ def window_series() -> Series:
 
 def candle_series(interval: CandleInterval, kept: int) -> Series:
     """The candles of one interval, the ``kept`` latest."""
-    return Series(width_ms=_ms(interval.duration), limit=kept)
+    return Series(width_ms=_ms(interval.duration), limit=kept, origin_ms=_ms(interval.origin))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +177,10 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
         closed=[],
     )
     window, candles = state.window, state.candles
-    # Every series' period is a whole number of grains: runs of one grain split every run.
-    grain_ms = gcd(window.width_ms, *(s.width_ms for s in candles.values()))
+    # Every series' period is a whole number of grains, starting on a grain: runs of one
+    # grain split every run.
+    bounds = (g for s in candles.values() for g in (s.width_ms, s.origin_ms))
+    grain_ms = gcd(window.width_ms, *bounds)
     grain_us = grain_ms * 1000
     throttle_us = rules.price_min_interval_ms * 1000
     sent = state.last_price_sent_us
@@ -258,13 +260,12 @@ def _fold(
     ``runs`` are (first tick index, end index, grain start in ms); ``aggregates`` the
     summed-up trades of each run.
     """
-    width = series.width_ms
     skipped = 0
     closes: list[tuple[int, int]] = []
     # Consecutive runs of one period: (first tick index, tick count, open time, runs).
     periods: list[tuple[int, int, int, list[Run]]] = []
     for (start, end, grain_ms), run in zip(runs, aggregates, strict=True):
-        open_time = grain_ms - grain_ms % width
+        open_time = series.open_time(grain_ms)
         if periods and periods[-1][2] == open_time:
             first, count, _, members = periods[-1]
             members.append(run)
