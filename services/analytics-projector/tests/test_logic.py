@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import bson
 from fleet_trading.metrics import Tally
 
 from analytics_projector.documents import day_of
 from analytics_projector.executions import RECENT_TRADES, Run, RunFill
 from analytics_projector.performance import BotBook, fold_fills
 from analytics_projector.portfolio import DayFlows, snapshots
+from analytics_projector.replay import canonical
 from fleet_events import Side
 
 from .conftest import T0, fill
@@ -86,3 +88,23 @@ def test_a_runs_recompute_equals_adding_its_fills_one_by_one() -> None:
     assert run.tally.trades == 59  # minutes 1..59: the end is excluded
     assert len(run.document()["trades"]) == RECENT_TRADES
     assert Run.from_document(run.document()).tally == run.tally
+
+
+def test_the_replay_compares_documents_whatever_the_order_of_their_fields() -> None:
+    # A bot event first creates the document with one field order, a trade first another.
+    bots_first = {
+        "_id": "b",
+        "name": "x",
+        "state": {"tally": {"n": 1, "a": "2"}},
+        "p": [{"z": 1, "y": 2}],
+    }
+    trades_first = {
+        "state": {"tally": {"a": "2", "n": 1}},
+        "_id": "b",
+        "p": [{"y": 2, "z": 1}],
+        "name": "x",
+    }
+    assert bson.encode(bots_first) != bson.encode(trades_first)
+    assert bson.encode(canonical(bots_first)) == bson.encode(canonical(trades_first))
+    # Array order is part of the value.
+    assert canonical({"p": [1, 2]}) != canonical({"p": [2, 1]})
