@@ -47,6 +47,7 @@ from fleet_runtime.replay import (
     SwapResult,
     TableCompare,
 )
+from fleet_runtime.replay.lock import renewed
 from fleet_runtime.worker import connect_nats
 
 SHADOW = "replay_shadow__"
@@ -111,21 +112,16 @@ class MongoReplayTarget:
                 ) from None
 
         async def renew() -> None:
-            while True:
-                await asyncio.sleep(_LEASE_S / 3)
-                until = datetime.now(UTC) + timedelta(seconds=_LEASE_S)
-                await locks.update_one(
-                    {"_id": "replay", "holder": token}, {"$set": {"expires_at": until}}
-                )
+            until = datetime.now(UTC) + timedelta(seconds=_LEASE_S)
+            await locks.update_one(
+                {"_id": "replay", "holder": token}, {"$set": {"expires_at": until}}
+            )
 
-        renewing = asyncio.create_task(renew())
-        try:
-            yield
-        finally:
-            renewing.cancel()
-            with suppress(asyncio.CancelledError):
-                await renewing
+        async def release() -> None:
             await locks.delete_one({"_id": "replay", "holder": token})
+
+        async with renewed(renew, release, every_s=_LEASE_S / 3, lock=f"{_LOCK} replay"):
+            yield
 
     async def prepare(self) -> str | None:
         """Drop what an interrupted replay left, create the shadow's indexes, and copy the

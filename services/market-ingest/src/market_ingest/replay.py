@@ -16,7 +16,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -37,7 +37,7 @@ from fleet_runtime.replay import (
     SwapResult,
     TableCompare,
 )
-from fleet_runtime.replay.lock import holder_name
+from fleet_runtime.replay.lock import holder_name, renewed
 from fleet_runtime.worker import connect_nats
 from market_ingest.app import open_redis, rules_of
 from market_ingest.handlers import DURABLE, ticks_by_symbol
@@ -122,18 +122,13 @@ class RedisReplayTarget:
             )
 
         async def renew() -> None:
-            while True:
-                await asyncio.sleep(_LOCK_LEASE_MS / 3000)
-                await self._redis.set(_LOCK_KEY, token, xx=True, px=_LOCK_LEASE_MS)
+            await self._redis.set(_LOCK_KEY, token, xx=True, px=_LOCK_LEASE_MS)
 
-        renewing = asyncio.create_task(renew())
-        try:
-            yield
-        finally:
-            renewing.cancel()
-            with suppress(asyncio.CancelledError):
-                await renewing
+        async def release() -> None:
             await self._redis.eval(_RELEASE_LUA, 1, _LOCK_KEY, token)
+
+        async with renewed(renew, release, every_s=_LOCK_LEASE_MS / 3000, lock=_LOCK_KEY):
+            yield
 
     async def prepare(self) -> str | None:
         """Delete what interrupted rebuilds left under ``rebuild:*``."""
