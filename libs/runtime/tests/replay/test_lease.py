@@ -13,19 +13,21 @@ async def test_renewals_go_on_after_a_failed_one_and_a_failed_release_is_not_rai
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     calls: list[str] = []
+    third = asyncio.Event()
 
     async def renew() -> None:
         calls.append("renew")
         if len(calls) == 1:
             raise TimeoutError("store busy")
+        if len(calls) == 3:
+            third.set()
 
     async def release() -> None:
         calls.append("release")
         raise ConnectionError("store gone")
 
     async with renewed(renew, release, every_s=0.01, lock="k"):
-        while calls.count("renew") < 3:
-            await asyncio.sleep(0.005)
+        await asyncio.wait_for(third.wait(), 5)
     assert calls[-1] == "release"
     assert calls.count("release") == 1
     out = capsys.readouterr()
