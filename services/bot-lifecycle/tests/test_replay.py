@@ -94,7 +94,7 @@ async def test_dry_run_then_replay_repairs_while_publishing_and_reading(
         assert differ == {"audit_log", "bot_deployments", "bots"}, sick.out
         assert await snapshot(db) == corrupted
 
-        publisher = Publisher(js, published[split:], chunk=5, pause_s=0.05)
+        publisher = Publisher(js, published[split:], chunk=5, pause_s=0.2)
         reader = Reader(lambda: reader_conn.fetchrow(_READ))
         reader.start()
         publisher.start()

@@ -85,7 +85,7 @@ async def test_replay_repairs_a_corrupted_store_while_publishing_and_reading(
         await corrupt(db)
         corrupted = await snapshot(db)
 
-        publisher = Publisher(js, published[split:], chunk=5, pause_s=0.05)
+        publisher = Publisher(js, published[split:], chunk=5, pause_s=0.2)
         reader = Reader(lambda: reader_conn.fetchrow(_READ))
         reader.start()
         publisher.start()
