@@ -1,0 +1,53 @@
+"""The warm tier: analytics-projector's ``price_history`` collection in MongoDB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from bson.decimal128 import Decimal128
+from pymongo.asynchronous.database import AsyncDatabase
+
+from fleet_events import CandleInterval
+from fleet_history.model import Candle
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class MongoCandles:
+    """Reads closed candles by (symbol, interval, open_time): the unique index serves it."""
+
+    name = "warm (MongoDB)"
+
+    def __init__(self, database: AsyncDatabase[dict[str, Any]], prefix: str = "") -> None:
+        self._collection = database[f"{prefix}price_history"]
+
+    async def candles(
+        self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
+    ) -> AsyncIterator[Candle]:
+        """The stored candles opened in [start, end), streamed by the cursor."""
+        query = {
+            "symbol": symbol,
+            "interval": interval.value,
+            "open_time": {"$gte": start, "$lt": end},
+        }
+        cursor = self._collection.find(query, batch_size=2000).sort("open_time", 1)
+        async for doc in cursor:
+            yield Candle(
+                symbol=symbol,
+                interval=interval,
+                open_time=_aware(doc["open_time"]),
+                open=_dec(doc["open"]),
+                high=_dec(doc["high"]),
+                low=_dec(doc["low"]),
+                close=_dec(doc["close"]),
+                volume=_dec(doc["volume"]),
+                trade_count=int(doc["trade_count"]),
+            )
+
+
+def _dec(value: Any) -> Any:
+    return value.to_decimal() if isinstance(value, Decimal128) else value
