@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -433,7 +433,7 @@ def _rep_ratios(rep: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def main_async(quick: bool, only: list[str], out_dir: Path) -> Path:
+async def main_async(quick: bool, only: list[str], out_dir: Path, reps: int | None = None) -> Path:
     started = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="fleet-bench-logs-"))
     results: dict[str, Any] = {}
@@ -441,15 +441,17 @@ async def main_async(quick: bool, only: list[str], out_dir: Path) -> Path:
         if only and target.worker not in only:
             continue
         sizes = target.quick if quick else target.full
-        reps = []
+        if reps is not None:
+            sizes = replace(sizes, reps=reps)
+        figures = []
         for rep in range(sizes.reps):
             print(f"[bench] {target.worker}: repetition {rep + 1}/{sizes.reps}", flush=True)
-            reps.append(await _one_rep(target, sizes, rep, logs))
+            figures.append(await _one_rep(target, sizes, rep, logs))
         results[target.worker] = {
-            "summary": _summarise(target, reps),
+            "summary": _summarise(target, figures),
             "sizes": asdict(sizes),
             "goals": None if target.goals is None else asdict(target.goals),
-            "repetitions": reps,
+            "repetitions": figures,
         }
     doc = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -486,9 +488,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run, about a minute")
     parser.add_argument("--only", action="append", default=[], help="worker to measure")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument(
+        "--reps", type=int, default=None, help="repetitions (default: 3, or 1 with --quick)"
+    )
     args = parser.parse_args()
     out = args.out or (ROOT / "bench" / "results" / ("quick" if args.quick else "latest"))
-    path = asyncio.run(main_async(args.quick, args.only, out))
+    path = asyncio.run(main_async(args.quick, args.only, out, args.reps))
     print(path.read_text())
 
 
