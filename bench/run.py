@@ -340,6 +340,8 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
     if workers:
         out["worker"] = statistics.median(w["events_per_s"] for w in workers)
         out["peak_rss_mb"] = max(w["peak_rss_mb"] for w in workers)
+        busy = [w["machine_busy"] for w in workers if "machine_busy" in w]
+        out["machine_busy"] = statistics.median(busy) if busy else None
         out["cpu_us_per_event"] = {
             k: statistics.median(w["cpu_us_per_event"][k] for w in workers)
             for k in workers[0]["cpu_us_per_event"]
@@ -419,6 +421,11 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
                     k: statistics.median(r["scaleout"]["cpu_us_per_event"][k] for r in scaleouts)
                     for k in scaleouts[0]["scaleout"]["cpu_us_per_event"]
                 },
+                "machine_busy": (
+                    statistics.median(r["scaleout"]["machine_busy"] for r in scaleouts)
+                    if all("machine_busy" in r["scaleout"] for r in scaleouts)
+                    else None
+                ),
             }
     else:
         out["worker"] = None

@@ -108,20 +108,26 @@ def _saturation(doc: dict[str, Any], measured: list[tuple[str, dict[str, Any]]])
         "",
         "What binds (CPU per event while draining, and the share of a core each process "
         "used at the measured rate; a process at ~1.0 is saturated, the sum near the CPU "
-        f"count ({cpus}) means the machine is):",
+        f"count ({cpus}) means the machine is; machine busy counts every process on the "
+        "machine, so on a shared machine it shows how much CPU the others took):",
         "",
         "| worker | run | worker µs/event | nats-server µs/event | PostgreSQL µs/event | "
-        "worker cores | nats-server cores | PostgreSQL cores | all cores |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "worker cores | nats-server cores | PostgreSQL cores | these 3 | machine busy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in measured:
-        runs = [("1 process", s.get("cpu_us_per_event"), s.get("worker"))]
+        runs = [("1 process", s.get("cpu_us_per_event"), s.get("worker"), s.get("machine_busy"))]
         so = s.get("scaleout")
         if so:
             runs.append(
-                (f"{so['partitions']} partitions", so.get("cpu_us_per_event"), so["events_per_s"])
+                (
+                    f"{so['partitions']} partitions",
+                    so.get("cpu_us_per_event"),
+                    so["events_per_s"],
+                    so.get("machine_busy"),
+                )
             )
-        for label, cpu, rate in runs:
+        for label, cpu, rate, busy in runs:
             if not cpu or not rate:
                 continue
             worker = cpu.get("worker", 0.0)
@@ -130,6 +136,8 @@ def _saturation(doc: dict[str, Any], measured: list[tuple[str, dict[str, Any]]])
             out.append(
                 f"| {name} | {label} | {worker:.1f} | {nats:.1f} | {store:.1f} | "
                 f"{worker * rate / 1e6:.2f} | {nats * rate / 1e6:.2f} | "
-                f"{store * rate / 1e6:.2f} | {(worker + nats + store) * rate / 1e6:.2f} |"
+                f"{store * rate / 1e6:.2f} | {(worker + nats + store) * rate / 1e6:.2f} | "
+                + ("—" if busy is None else f"{busy * cpus:.2f} of {cpus}")
+                + " |"
             )
     return out

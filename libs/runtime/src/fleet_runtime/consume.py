@@ -182,6 +182,9 @@ class ConsumerLoop:
             sweeper.cancel()
             if self._pending is not None and not self._pending.done():
                 self._pending.cancel()
+            elif self._pending is not None and not self._pending.cancelled():
+                # Leaving on another error: the commit's own outcome is not raised twice.
+                self._pending.exception()
             self._source.pause()
             leftovers = [*self._in_hand(), *self._orphans.holding(), *self._source.held()]
             await self._source.close()
