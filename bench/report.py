@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench import storeaware_report
+
 
 def _n(value: float | None, unit: str = "") -> str:
     if value is None:
@@ -183,6 +185,7 @@ def markdown(doc: dict[str, Any]) -> str:
         else:
             lines.append(f"| {name} | — | — | — | — | — |")
     lines += _bounds(doc)
+    lines += storeaware_report.lines(doc)
     lines += [
         "",
         "## Scale-out: one worker process per partition (same events, fresh servers)",

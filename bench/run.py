@@ -16,12 +16,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import limits, naive, stores
+from bench import limits, naive, storeaware, stores
 from bench.replays import measure_replay
 from bench.report import write_report
 from bench.workers import measure_partitioned, measure_worker
@@ -104,6 +104,8 @@ class Target:
     full: Sizes = FULL
     quick: Sizes = QUICK
     goals: Goals | None = None
+    store_aware: Callable[[str, Workload, int], Awaitable[float]] | None = None
+    """The rows the worker writes for the same events, by the fastest raw bulk path."""
 
 
 TARGETS = [
@@ -118,6 +120,7 @@ TARGETS = [
         stores.postgres_copy,
         # By bot id: a bot's fills, orders and positions stay in one partition, in order.
         ("trade.*.*", [2]),
+        store_aware=storeaware.trades_limit,
     ),
     Target(
         "bot-lifecycle",
@@ -130,6 +133,7 @@ TARGETS = [
         stores.postgres_copy,
         # By bot id: a bot's events stay in one partition, in order (users are shared).
         ("bot.*.*", [2]),
+        store_aware=storeaware.bots_limit,
     ),
     Target(
         "market-ingest",
@@ -246,6 +250,8 @@ async def _one_rep(target: Target, sizes: Sizes, rep: int, logs: Path) -> dict[s
             figures["store_raw_insert"] = await target.store_raw_insert(
                 store_url, min(n, sizes.store_rows)
             )
+        if target.store_aware is not None:
+            figures["store_aware"] = await target.store_aware(fleet.postgres.dsn(), workload, n)
         phase("store_raw")
         spec = discover_workers()[target.worker]
         if spec.implemented:
@@ -326,6 +332,7 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
         "limit",
         "store_raw",
         "store_raw_insert",
+        "store_aware",
         "naive",
     )
     out: dict[str, Any] = {k: _median(reps, k) for k in keys}
@@ -333,6 +340,8 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
     if workers:
         out["worker"] = statistics.median(w["events_per_s"] for w in workers)
         out["peak_rss_mb"] = max(w["peak_rss_mb"] for w in workers)
+        busy = [w["machine_busy"] for w in workers if "machine_busy" in w]
+        out["machine_busy"] = statistics.median(busy) if busy else None
         out["cpu_us_per_event"] = {
             k: statistics.median(w["cpu_us_per_event"][k] for w in workers)
             for k in workers[0]["cpu_us_per_event"]
@@ -369,6 +378,11 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
             out["worker_over_store_raw_insert"] = statistics.median(
                 r["worker"]["events_per_s"] / r["store_raw_insert"] for r in inserts
             )
+        aware = [r for r in reps if "worker" in r and r.get("store_aware")]
+        if aware:
+            out["worker_over_store_aware"] = statistics.median(
+                r["worker"]["events_per_s"] / r["store_aware"] for r in aware
+            )
         out["per_repetition"] = [_rep_ratios(r) for r in reps if "worker" in r]
         replays = [r for r in reps if "replay" in r]
         if replays:
@@ -396,10 +410,22 @@ def _summarise(target: Target, reps: list[dict[str, Any]]) -> dict[str, Any]:
                 "over_single": statistics.median(
                     r["scaleout"]["events_per_s"] / r["worker"]["events_per_s"] for r in scaleouts
                 ),
+                "over_store_aware": (
+                    statistics.median(
+                        r["scaleout"]["events_per_s"] / r["store_aware"] for r in scaleouts
+                    )
+                    if all(r.get("store_aware") for r in scaleouts)
+                    else None
+                ),
                 "cpu_us_per_event": {
                     k: statistics.median(r["scaleout"]["cpu_us_per_event"][k] for r in scaleouts)
                     for k in scaleouts[0]["scaleout"]["cpu_us_per_event"]
                 },
+                "machine_busy": (
+                    statistics.median(r["scaleout"]["machine_busy"] for r in scaleouts)
+                    if all("machine_busy" in r["scaleout"] for r in scaleouts)
+                    else None
+                ),
             }
     else:
         out["worker"] = None
@@ -427,13 +453,16 @@ def _rep_ratios(rep: dict[str, Any]) -> dict[str, Any]:
         "over_store_raw_insert": (
             worker / rep["store_raw_insert"] if rep.get("store_raw_insert") else None
         ),
+        "store_aware": rep.get("store_aware"),
+        "over_store_aware": worker / rep["store_aware"] if rep.get("store_aware") else None,
+        "scaleout": rep["scaleout"]["events_per_s"] if "scaleout" in rep else None,
         "binding": _binding(rep),
         "latency_ms": rep["worker"]["latency_ms"],
         "peak_rss_mb": rep["worker"]["peak_rss_mb"],
     }
 
 
-async def main_async(quick: bool, only: list[str], out_dir: Path) -> Path:
+async def main_async(quick: bool, only: list[str], out_dir: Path, reps: int | None = None) -> Path:
     started = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="fleet-bench-logs-"))
     results: dict[str, Any] = {}
@@ -441,15 +470,17 @@ async def main_async(quick: bool, only: list[str], out_dir: Path) -> Path:
         if only and target.worker not in only:
             continue
         sizes = target.quick if quick else target.full
-        reps = []
+        if reps is not None:
+            sizes = replace(sizes, reps=reps)
+        figures = []
         for rep in range(sizes.reps):
             print(f"[bench] {target.worker}: repetition {rep + 1}/{sizes.reps}", flush=True)
-            reps.append(await _one_rep(target, sizes, rep, logs))
+            figures.append(await _one_rep(target, sizes, rep, logs))
         results[target.worker] = {
-            "summary": _summarise(target, reps),
+            "summary": _summarise(target, figures),
             "sizes": asdict(sizes),
             "goals": None if target.goals is None else asdict(target.goals),
-            "repetitions": reps,
+            "repetitions": figures,
         }
     doc = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -486,9 +517,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run, about a minute")
     parser.add_argument("--only", action="append", default=[], help="worker to measure")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument(
+        "--reps", type=int, default=None, help="repetitions (default: 3, or 1 with --quick)"
+    )
     args = parser.parse_args()
     out = args.out or (ROOT / "bench" / "results" / ("quick" if args.quick else "latest"))
-    path = asyncio.run(main_async(args.quick, args.only, out))
+    path = asyncio.run(main_async(args.quick, args.only, out, args.reps))
     print(path.read_text())
 
 

@@ -37,6 +37,9 @@ class WorkerRun:
     """CPU time (user + system) each process spent per event during the drain: the
     worker, and each server with its children (PostgreSQL serves a connection from a
     child process)."""
+    machine_busy: float = float("nan")
+    """Share of all the machine's CPU time that was busy during the drain, whoever used
+    it (other processes on a shared machine included): near 1.0, the machine is saturated."""
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -84,6 +87,23 @@ def _cpu_snapshot(pids: Mapping[str, list[int]]) -> dict[str, float]:
     return {name: sum(map(_cpu_seconds, group)) for name, group in pids.items()}
 
 
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal (guest time is counted in user).
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def _busy_share(first: tuple[int, int], last: tuple[int, int]) -> float:
+    total = last[1] - first[1]
+    return (last[0] - first[0]) / total if total > 0 else float("nan")
+
+
 async def _check_no_dead_letters(js: JetStreamContext) -> None:
     """A drain that dead-lettered events measured terms, not work: refuse its figure."""
     dead = (await js.stream_info(DLQ_STREAM)).state.messages
@@ -120,7 +140,7 @@ async def measure_worker(
         proc = await spawn_worker(spec.name, env, log_file)
         try:
             pids = {"worker": [proc.pid], **{k: [v] for k, v in server_pids.items()}}
-            rate, cpu = await _drain_rate(js, stream, [durable], backlog, [proc], pids)
+            rate, cpu, busy = await _drain_rate(js, stream, [durable], backlog, [proc], pids)
             await _check_no_dead_letters(js)
             latency = await _latency(js, stream, durable, latency_load, latency_rate, proc)
             rss = _peak_rss_mb(proc.pid)
@@ -137,6 +157,7 @@ async def measure_worker(
         peak_rss_mb=rss,
         events=backlog,
         cpu_us_per_event=cpu,
+        machine_busy=busy,
     )
 
 
@@ -147,14 +168,16 @@ async def _drain_rate(
     backlog: int,
     procs: list[asyncio.subprocess.Process],
     pids: Mapping[str, list[int]],
-) -> tuple[float, dict[str, float]]:
-    """Events/s from the first commit to the last, and CPU µs per event over that span.
+) -> tuple[float, dict[str, float], float]:
+    """Events/s from the first commit to the last, CPU µs per event over that span, and
+    the share of the machine's CPU that was busy meanwhile.
 
     With several durables (partitions), an event counts once its partition acked it.
     """
     deadline = time.monotonic() + 600
     first: tuple[float, int] | None = None
     cpu_first: dict[str, float] = {}
+    machine_first = (0, 0)
     while True:
         for proc in procs:
             if proc.returncode is not None:
@@ -173,12 +196,14 @@ async def _drain_rate(
             # Timing starts at the first commit: process start-up is not throughput.
             first = (now, acked)
             cpu_first = _cpu_snapshot(pids)
+            machine_first = _machine_ticks()
         if acked >= backlog:
             assert first is not None
             cpu_last = _cpu_snapshot(pids)
             events = max(acked - first[1], 1)
             cpu = {k: 1e6 * (cpu_last[k] - cpu_first[k]) / events for k in pids}
-            return events / max(now - first[0], 1e-9), cpu
+            busy = _busy_share(machine_first, _machine_ticks())
+            return events / max(now - first[0], 1e-9), cpu, busy
         await asyncio.sleep(0.01)
 
 
@@ -259,7 +284,7 @@ async def measure_partitioned(
                 procs.append(await spawn_worker(spec.name, env, log_file, k))
         pids = {"worker": [p.pid for p in procs], **{k: [v] for k, v in server_pids.items()}}
         durables = [f"{durable}-p{k}" for k in range(partitions)]
-        rate, cpu = await _drain_rate(js, stream, durables, backlog, procs, pids)
+        rate, cpu, busy = await _drain_rate(js, stream, durables, backlog, procs, pids)
         await _check_no_dead_letters(js)
     finally:
         for proc in procs:
@@ -270,4 +295,9 @@ async def measure_partitioned(
                 await asyncio.wait_for(proc.wait(), 30)
             except TimeoutError:
                 proc.kill()
-    return {"events_per_s": rate, "partitions": partitions, "cpu_us_per_event": cpu}
+    return {
+        "events_per_s": rate,
+        "partitions": partitions,
+        "cpu_us_per_event": cpu,
+        "machine_busy": busy,
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from importlib import resources
 from typing import Any
 
 import asyncpg
@@ -218,3 +219,29 @@ async def test_full_lifecycle_rows_deployments_and_audit_values(
     assert '"config": {"grid": 10, "pair": "BTC/USDT"}' in audit[1]["old_values"]
     assert '"status": "running"' in audit[4]["old_values"]
     assert '"status": "stopped"' in audit[4]["new_values"]
+
+
+async def test_only_the_reviewed_secondary_indexes_exist_each_named_with_its_query(
+    lifecycle_dsns: tuple[str, str],
+) -> None:
+    conn = await asyncpg.connect(lifecycle_dsns[0])
+    try:
+        found = await conn.fetch(
+            "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_namespace n ON n.oid = i.relnamespace "
+            "WHERE n.nspname = 'lifecycle' AND NOT x.indisprimary "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
+        )
+    finally:
+        await conn.close()
+    kept = {
+        "bots_user_created_idx",
+        "bots_status_idx",
+        "bot_deployments_bot_idx",
+        "audit_log_bot_idx",
+        "audit_log_user_idx",
+    }
+    assert {r[0] for r in found} == kept
+    review = (resources.files("bot_lifecycle.migrations") / "0002_index_review.sql").read_text()
+    for name in kept:
+        assert f"- {name} (" in review

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from importlib import resources
 from typing import Any
 
 import asyncpg
@@ -336,3 +337,20 @@ async def test_the_worker_role_cannot_change_the_migrations_table(
 ) -> None:
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await rows(trading_dsns[1], "DELETE FROM trading.schema_migrations")
+
+
+async def test_only_the_reviewed_secondary_indexes_exist_each_named_with_its_query(
+    trading_dsns: tuple[str, str],
+) -> None:
+    found = await rows(
+        trading_dsns[0],
+        "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "JOIN pg_namespace n ON n.oid = i.relnamespace "
+        "WHERE n.nspname = 'trading' AND NOT x.indisprimary "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+    )
+    kept = {"trades_user_executed_idx", "positions_open_key", "positions_user_idx"}
+    assert {r[0] for r in found} == kept
+    review = (resources.files("trade_recorder.migrations") / "0002_index_review.sql").read_text()
+    for name in kept:
+        assert f"- {name} (" in review

@@ -1,5 +1,10 @@
 """The consume loop of one durable consumer: batch, decode, handle, commit, ack.
 
+Two stages: batch N+1 is taken and decoded (``fleet_runtime.staging``) while batch N's
+handler call, its store transaction, is in flight; N+1 is handed to the handler only once
+N is committed and acked. At most one batch is in flight, so commits, checkpoints and
+acks happen in the same order as without the overlap.
+
 Guarantees (see docs/worker-contract.md):
 - events reach the handler in stream order, and an event is never committed after an
   earlier one of the same consumer that is still unresolved;
@@ -22,7 +27,6 @@ from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from fleet_events import DecodeError, decode
 from fleet_runtime.binding import (
     ConsumerBinding,
     Handler,
@@ -39,6 +43,7 @@ from fleet_runtime.logs import get_logger
 from fleet_runtime.metrics import WorkerMetrics
 from fleet_runtime.orphans import OrphanGuard, may_group, orphan_groups
 from fleet_runtime.pull import PullSource
+from fleet_runtime.staging import Decoded, Refused, decode_batch
 
 log = get_logger("fleet_runtime.consume")
 
@@ -94,8 +99,10 @@ class ConsumerLoop:
         self.binding: ConsumerBinding | None = None
         self._source: PullSource | None = None
         self._stop = asyncio.Event()
-        self._in_hand: list[Msg] = []
-        self._in_hand_since = 0.0
+        # The batch whose commit is in flight (``_pending``) and the one decoded behind it.
+        self._committing: Decoded | None = None
+        self._next: Decoded | None = None
+        self._pending: asyncio.Task[None] | None = None
         self._orphans = OrphanGuard(subscription.durable)
 
     async def bind(self) -> ConsumerBinding:
@@ -155,21 +162,57 @@ class ConsumerLoop:
             await self._source.start()
             while not self._stop.is_set():
                 msgs = await self._source.take(self._batch_size, self._max_wait, 0.5)
+                if self._pending is not None and self._pending.done():
+                    await self._settle()
                 if self._orphans.active:
+                    # The orphan guard pauses and resumes the source and commits groups
+                    # itself: nothing may be in flight meanwhile.
+                    await self._settle()
                     msgs = await self._guard(msgs) or []
                     msgs = await self._recover_orphans(msgs)
                 for start in range(0, len(msgs), self._batch_size):
-                    await self._process_batch(msgs[start : start + self._batch_size])
+                    await self._pipeline(msgs[start : start + self._batch_size])
+            # A clean stop finishes, commits and acks the batch in flight.
+            await self._settle()
         except Stopping:
             pass
         finally:
             heartbeat.cancel()
             lag.cancel()
             sweeper.cancel()
+            if self._pending is not None and not self._pending.done():
+                self._pending.cancel()
+            elif self._pending is not None and not self._pending.cancelled():
+                # Leaving on another error: the commit's own outcome is not raised twice.
+                self._pending.exception()
             self._source.pause()
-            leftovers = [*self._in_hand, *self._orphans.holding(), *self._source.held()]
+            leftovers = [*self._in_hand(), *self._orphans.holding(), *self._source.held()]
             await self._source.close()
             await self._nak(leftovers)
+
+    # -- the two stages ---------------------------------------------------------------
+
+    async def _pipeline(self, msgs: list[Msg]) -> None:
+        """Decode ``msgs`` while the batch before them commits, then start their commit."""
+        self._next = await decode_batch(msgs, self._sub, taken_at=time.monotonic())
+        await self._settle()
+        decoded, self._next = self._next, None
+        self._committing = decoded
+        self._pending = asyncio.create_task(
+            self._commit(decoded), name=f"commit-{self._sub.durable}"
+        )
+
+    async def _settle(self) -> None:
+        """Wait for the commit in flight; its error (``Stopping`` included) is raised here."""
+        task = self._pending
+        if task is None:
+            return
+        await task
+        self._pending = None
+
+    def _in_hand(self) -> list[Msg]:
+        """Messages taken from the source and not yet committed."""
+        return [m for d in (self._committing, self._next) if d is not None for m in d.msgs]
 
     # -- batch processing -------------------------------------------------------------
 
@@ -256,38 +299,29 @@ class ConsumerLoop:
         return released[cut:]
 
     async def _process_batch(self, msgs: list[Msg], *, ack: bool = True) -> None:
-        self._in_hand = msgs
-        self._in_hand_since = time.monotonic()
-        run: list[Delivery[Any]] = []
+        """Decode and commit ``msgs`` with nothing in flight (the orphans' groups)."""
+        decoded = await decode_batch(msgs, self._sub, taken_at=time.monotonic())
+        self._committing = decoded
+        await self._commit(decoded, ack=ack)
+
+    async def _commit(self, decoded: Decoded, *, ack: bool = True) -> None:
+        """Hand the batch's runs to the handler and dead-letter its refused messages, in
+        stream order; then ack the batch."""
         applied = 0
-        own_decode = self._sub.decode
-        for msg in msgs:
-            stream, stream_seq, num_delivered = ack_position(msg.reply)
-            try:
-                if own_decode is not None:
-                    event = own_decode(msg.data)
-                else:
-                    event = decode(msg.data)
-                    if self._sub.accepts and not isinstance(event.data, self._sub.accepts):
-                        wanted = ", ".join(c.event_type for c in self._sub.accepts)
-                        raise EventRejected(event.id, f"type {event.type} is not one of: {wanted}")
-            except (DecodeError, EventRejected) as exc:
+        for step in decoded.steps:
+            if isinstance(step, Refused):
                 # With AckPolicy.ALL the server treats a term as an ack of every earlier
-                # message: the good events before this one must commit first, or a crash
-                # right after the term would lose them.
-                await self._apply(run)
-                applied += len(run)
-                run = []
-                await self._dead_letter(msg, exc, event_id=getattr(exc, "event_id", None))
+                # message: the good events before this one were committed first (the
+                # steps are in stream order), or a crash right after the term would lose
+                # them.
+                await self._dead_letter(step.msg, step.error, event_id=step.event_id)
                 continue
-            # Positional: the per-message cost of keyword arguments shows at 50k events/s.
-            run.append(Delivery(event, msg.subject, stream, stream_seq, num_delivered, msg))
-        await self._apply(run)
-        applied += len(run)
+            await self._apply(step)
+            applied += len(step)
         if ack:
-            await self._ack(msgs)
+            await self._ack(decoded.msgs)
         self._metrics.processed.labels(*self._labels).inc(applied)
-        self._in_hand = []
+        self._committing = None
 
     async def _apply(self, deliveries: list[Delivery[Any]]) -> None:
         remaining = deliveries
@@ -475,8 +509,16 @@ class ConsumerLoop:
             waiting = [m for m in buffered if id(m) in seen]
             seen = {id(m) for m in buffered}
             held = [*self._orphans.holding(), *buffered]
-            if self._in_hand and time.monotonic() - self._in_hand_since > interval:
-                held += self._in_hand
+            # Taken for a while: a slow commit, and the batch decoded behind it.
+            now = time.monotonic()
+            in_hand = [
+                m
+                for d in (self._committing, self._next)
+                if d is not None and now - d.taken_at > interval
+                for m in d.msgs
+            ]
+            if in_hand:
+                held += in_hand
             elif not self._orphans.active and self._readiness.store_error is None:
                 if not waiting:
                     continue

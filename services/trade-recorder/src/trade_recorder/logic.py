@@ -15,7 +15,6 @@ from uuid import UUID
 
 from fleet_trading.positions import (
     AVERAGE_PRICE_EXPONENT,
-    EXACT,
     FillLike,
     Position,
     PositionKey,
@@ -36,9 +35,6 @@ __all__ = [
     "apply_fill",
     "apply_fills",
 ]
-
-_EXACT = EXACT
-_ZERO = Decimal(0)
 
 OrderStatus = Literal["completed", "failed"]
 
@@ -84,9 +80,6 @@ class OrderOutcome:
 
 NewFill = tuple[TradeExecuted, UUID, int]
 """A fill as the store writes it: the payload, its event id and its stream sequence."""
-
-OrderFills = tuple[str, str, str, str, Decimal, int]
-"""(order_id, bot_id, user_id, symbol, summed quantity, fill count) of one order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,22 +157,6 @@ def split_events(events: Iterable[tuple[Event[Any], int]]) -> TradeBatch:
         else:
             outcomes.append(outcome_from_event(event))
     return TradeBatch(fills, count, outcomes)
-
-
-def order_fills(fills: Iterable[NewFill]) -> list[OrderFills]:
-    """Per order, in order of first fill: the summed quantity and the number of fills."""
-    totals: dict[str, tuple[TradeExecuted, Decimal, int]] = {}
-    add = _EXACT.add
-    for fill, _, _ in fills:
-        seen = totals.get(fill.order_id)
-        if seen is None:
-            totals[fill.order_id] = (fill, add(_ZERO, fill.quantity), 1)
-        else:
-            totals[fill.order_id] = (seen[0], add(seen[1], fill.quantity), seen[2] + 1)
-    return [
-        (order_id, first.bot_id, first.user_id, first.symbol, quantity, count)
-        for order_id, (first, quantity, count) in totals.items()
-    ]
 
 
 def first_outcomes(outcomes: Sequence[OrderOutcome]) -> list[OrderOutcome]:

@@ -2,8 +2,9 @@
 
 One transaction per batch: lock the checkpoint row, skip what it covers, COPY the fills
 into a temporary table, insert the new ones (``ON CONFLICT (trade_id) DO NOTHING
-RETURNING``), fold only those into positions (each key read ``FOR UPDATE`` and written
-once), update orders, then advance the checkpoint and commit. A fill seen again under any
+RETURNING``) and add them to their orders in the same statement, fold only the new ones
+into positions (each key read ``FOR UPDATE`` and written once), finish orders, then
+advance the checkpoint and commit. A fill seen again under any
 event id or stream sequence changes nothing.
 """
 
@@ -76,16 +77,33 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_fills (
 """
 
 # A batch's repeated trade_ids are removed before the COPY (the first copy in stream
-# order is kept), so this needs no DISTINCT ON.
+# order is kept), so this needs no DISTINCT ON. Only the fills that are new reach their
+# orders: per order, the summed quantity and the count of its new fills, and (for an order
+# not seen before) the bot, user and symbol of its first fill in stream order.
 _INSERT_TRADES = """
-INSERT INTO trades (trade_id, order_id, bot_id, user_id, symbol, side, price,
-    quantity, filled_quantity, fee, fee_currency, status, executed_at, event_id, stream_seq)
-SELECT trade_id, order_id, bot_id, user_id, symbol, side, price::numeric,
-    quantity::numeric, quantity::numeric, fee::numeric, fee_currency, 'FILLED', executed_at,
-    event_id, stream_seq
-FROM incoming_fills
-ON CONFLICT (trade_id) DO NOTHING
-RETURNING trade_id
+WITH new AS (
+    INSERT INTO trades (trade_id, order_id, bot_id, user_id, symbol, side, price,
+        quantity, filled_quantity, fee, fee_currency, status, executed_at, event_id,
+        stream_seq)
+    SELECT trade_id, order_id, bot_id, user_id, symbol, side, price::numeric,
+        quantity::numeric, quantity::numeric, fee::numeric, fee_currency, 'FILLED',
+        executed_at, event_id, stream_seq
+    FROM incoming_fills
+    ON CONFLICT (trade_id) DO NOTHING
+    RETURNING trade_id, order_id, bot_id, user_id, symbol, quantity, stream_seq
+), orders_added AS (
+    INSERT INTO orders (order_id, bot_id, user_id, symbol, filled_quantity, fill_count)
+    SELECT order_id, (array_agg(bot_id ORDER BY stream_seq))[1],
+        (array_agg(user_id ORDER BY stream_seq))[1],
+        (array_agg(symbol ORDER BY stream_seq))[1], sum(quantity), count(*)
+    FROM new
+    GROUP BY order_id
+    ON CONFLICT (order_id) DO UPDATE SET
+        filled_quantity = orders.filled_quantity + EXCLUDED.filled_quantity,
+        fill_count = orders.fill_count + EXCLUDED.fill_count,
+        updated_at = now()
+)
+SELECT trade_id FROM new
 """
 
 _LOCK_POSITIONS = """
@@ -129,17 +147,6 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
   AS n(user_id, bot_id, symbol, side, quantity, average_entry_price, max_quantity,
        realized_pnl, fees, fill_count, is_open, opened_at, closed_at, last_trade_id, ord)
 ORDER BY ord
-"""
-
-_ADD_ORDER_FILLS = """
-INSERT INTO orders (order_id, bot_id, user_id, symbol, filled_quantity, fill_count)
-SELECT o, b, u, s, q::numeric, n
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
-  AS i(o, b, u, s, q, n)
-ON CONFLICT (order_id) DO UPDATE SET
-    filled_quantity = orders.filled_quantity + EXCLUDED.filled_quantity,
-    fill_count = orders.fill_count + EXCLUDED.fill_count,
-    updated_at = now()
 """
 
 # The first outcome wins: a finished order is never reopened or re-finished.
@@ -247,7 +254,6 @@ async def _create_incoming(conn: asyncpg.Connection) -> None:
 async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> RecordResult:
     new_fills = await _insert_fills(conn, split.fills)
     positions = await _update_positions(conn, new_fills)
-    await _add_order_fills(conn, new_fills)
     finished = await _finish_orders(conn, logic.first_outcomes(split.outcomes))
     return RecordResult(
         fills_recorded=len(new_fills),
@@ -259,7 +265,8 @@ async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> Record
 
 
 async def _insert_fills(conn: Conn, fills: Mapping[str, NewFill]) -> list[NewFill]:
-    """Insert the fills; return those that were new, in stream order."""
+    """Insert the fills and add the new ones to their orders; return the new ones, in
+    stream order."""
     if not fills:
         return []
     rows = fills.values()
@@ -353,21 +360,6 @@ def _position_columns(positions: Sequence[Position]) -> list[list[Any]]:
         [p.closed_at for p in positions],
         [p.last_trade_id for p in positions],
     ]
-
-
-async def _add_order_fills(conn: Conn, fills: Sequence[NewFill]) -> None:
-    if not fills:
-        return
-    orders = logic.order_fills(fills)
-    await conn.execute(
-        _ADD_ORDER_FILLS,
-        [o[0] for o in orders],
-        [o[1] for o in orders],
-        [o[2] for o in orders],
-        [o[3] for o in orders],
-        _text(o[4] for o in orders),
-        [o[5] for o in orders],
-    )
 
 
 async def _finish_orders(conn: Conn, outcomes: Sequence[OrderOutcome]) -> int:

@@ -1,0 +1,26 @@
+-- Index review: a secondary index stays only where a query that the source documents
+-- (shared seeds) or this worker run needs it; each costs PostgreSQL CPU on every row
+-- written (audit_log gets a row per event).
+--
+-- Kept:
+-- - bots_user_created_idx (user_id, created_at): a user's bots in creation order (seeds
+--   000, the0's bots_user_created_at_idx "for user-specific queries"):
+--   SELECT ... FROM bots WHERE user_id = $1 ORDER BY created_at.
+-- - bots_status_idx (status) WHERE deleted_at IS NULL: the live bots in a state (seeds
+--   000, the0's bots_status_idx "for common queries"), e.g. the running bots:
+--   SELECT ... FROM bots WHERE status = 'running' AND deleted_at IS NULL.
+-- - bot_deployments_bot_idx (bot_id, deployed_at): a bot's deployments, newest first
+--   (seeds 000: a bot has its deployments): SELECT ... FROM bot_deployments
+--   WHERE bot_id = $1 ORDER BY deployed_at DESC.
+-- - audit_log_bot_idx (bot_id, version): a bot's audit trail in version order (seeds 000,
+--   "immutable events for audit trails"): SELECT ... FROM audit_log WHERE bot_id = $1
+--   ORDER BY version.
+-- - audit_log_user_idx (user_id, occurred_at): a user's audit entries, newest first (seeds
+--   004, idx_audit_logs_user_id / idx_audit_logs_created_at): SELECT ... FROM audit_log
+--   WHERE user_id = $1 ORDER BY occurred_at DESC.
+--
+-- Dropped:
+-- - bots_tags_idx (GIN on tags): no query of the seeds or of the code filters bots by
+--   tag, and a GIN entry per tag is written on every bot row version.
+
+DROP INDEX lifecycle.bots_tags_idx;
