@@ -8,6 +8,7 @@ import typer
 
 from fleet_runtime.cli import (
     backup_cmd,
+    chaos_cmd,
     contract_cmd,
     deploy_cmd,
     dev_cmd,
@@ -40,6 +41,7 @@ app.command("publish")(publish_cmd.publish)
 app.command("backup", context_settings=backup_cmd.CONTEXT)(backup_cmd.backup)
 app.add_typer(deploy_cmd.app, name="deploy")
 app.command("doctor")(doctor_cmd.doctor)
+app.command("chaos")(chaos_cmd.chaos)
 
 
 def main() -> None:
