@@ -26,9 +26,7 @@ def select(names: list[str]) -> list[Scenario]:
     known = {s.name: s for s in SCENARIOS}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(
-            f"unknown scenario {unknown[0]!r} (scenarios: {', '.join(known)})"
-        )
+        raise ValueError(f"unknown scenario {unknown[0]!r} (scenarios: {', '.join(known)})")
     return [known[n] for n in names]
 
 

@@ -59,8 +59,21 @@ class PublishLog:
 
     @property
     def stored(self) -> list[Acked]:
-        """Acks of messages the stream stored (not the ones it dropped as duplicates)."""
-        return [a for a in self.acked if not a.duplicate]
+        """One ack per message id: what the stream holds.
+
+        A message counts whether its ack says ``duplicate`` or not: a retry after an
+        unanswered attempt that was in fact stored is acked as a duplicate, and that
+        message is in the stream all the same.
+        """
+        seen: dict[str, Acked] = {}
+        for ack in self.acked:
+            seen.setdefault(ack.message.msg_id, ack)
+        return list(seen.values())
+
+    @property
+    def dropped_copies(self) -> int:
+        """Publishes the stream answered as duplicates of a message it already held."""
+        return sum(1 for a in self.acked if a.duplicate)
 
 
 async def publish_one(js: JetStreamContext, message: Message, log: PublishLog) -> None:
@@ -76,13 +89,12 @@ async def publish_one(js: JetStreamContext, message: Message, log: PublishLog) -
                 timeout=ACK_TIMEOUT_S,
                 headers={"Nats-Msg-Id": message.msg_id},
             )
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, nats.errors.Error):
             # APIError (no leader yet), timeouts, no responders, a reconnecting client:
             # the message may or may not be stored; the same id makes the retry safe.
             if time.monotonic() > deadline:
                 log.given_up.append(message)
                 return
-            _ = exc
             log.retries += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -21,7 +21,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from redis.asyncio import Redis
@@ -56,11 +56,10 @@ class StoreCheck:
 
 
 def _valid(acks: list[Acked], prefix: str) -> list[Acked]:
-    """Stored (non-duplicate) valid events whose type starts with ``prefix``, stream order."""
+    """Valid events whose type starts with ``prefix``, in stream order (``acks``: one per
+    stored message, ``PublishLog.stored``)."""
     found = [
-        a
-        for a in acks
-        if not a.duplicate and a.message.event is not None and a.message.event.type.startswith(prefix)
+        a for a in acks if a.message.event is not None and a.message.event.type.startswith(prefix)
     ]
     return sorted(found, key=lambda a: a.seq)
 
@@ -180,8 +179,11 @@ async def check_ticks(redis_url: str, symbols: list[str], acks: list[Acked]) -> 
                 bucket = _ms(ack) // 60_000 * 60_000
                 n, v = minutes.get(bucket, (0, Decimal(0)))
                 minutes[bucket] = (n + 1, v + ack.message.event.data.quantity)
-            raw = await redis.zrange(f"market:candles:1m:{symbol}", 0, -1)
-            bars = {int(b["t"]): (int(b["n"]), Decimal(b["v"])) for b in map(json.loads, raw)}
+            raw = cast("list[bytes]", await redis.zrange(f"market:candles:1m:{symbol}", 0, -1))
+            bars = {}
+            for member in raw:
+                bar = json.loads(member)
+                bars[int(bar["t"])] = (int(bar["n"]), Decimal(bar["v"]))
             for bucket in minutes.keys() | bars.keys():
                 want_n, want_v = minutes.get(bucket, (0, Decimal(0)))
                 got_n, got_v = bars.get(bucket, (0, Decimal(0)))
@@ -197,7 +199,7 @@ async def check_ticks(redis_url: str, symbols: list[str], acks: list[Acked]) -> 
                 if want != got:
                     wrong += 1
                     notes.append(f"{symbol} {interval} candles: {got} stored, {want} expected")
-            price = await redis.hget(f"market:ticker:{symbol}", "price")
+            price = cast("bytes | None", await redis.hget(f"market:ticker:{symbol}", "price"))
             if ticks:
                 assert ticks[-1].message.event is not None
                 last = ticks[-1].message.event.data.price
@@ -206,6 +208,4 @@ async def check_ticks(redis_url: str, symbols: list[str], acks: list[Acked]) -> 
                     notes.append(f"{symbol} price: stored {price!r}, expected {last}")
     finally:
         await redis.aclose()
-    return StoreCheck(
-        "ticks", expected_total, applied, lost, doubled, wrong, tuple(notes[:3])
-    )
+    return StoreCheck("ticks", expected_total, applied, lost, doubled, wrong, tuple(notes[:3]))

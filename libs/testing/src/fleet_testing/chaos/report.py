@@ -8,11 +8,25 @@ from datetime import UTC, datetime
 from fleet_testing.chaos.scenarios import Sizes
 from fleet_testing.chaos.suite import WORKERS, ScenarioResult
 
-HEADER = (
-    "| scenario | fault injected | published | acked | retries | trades applied | "
-    "bots applied | ticks applied | lost | doubled | state mismatches | dead letters "
-    "(truly bad / bad published) | recover s | max lag | result |"
+COLUMNS = (
+    "scenario",
+    "fault injected",
+    "published",
+    "acked",
+    "copies dropped by the stream",
+    "retries",
+    "trades applied",
+    "bots applied",
+    "ticks applied",
+    "lost",
+    "doubled",
+    "state mismatches",
+    "dead letters (truly bad / bad published)",
+    "recover s",
+    "max lag",
+    "result",
 )
+HEADER = "| " + " | ".join(COLUMNS) + " |"
 
 
 def _applied(result: ScenarioResult, store: str) -> str:
@@ -28,13 +42,25 @@ def row(result: ScenarioResult) -> str:
     if not result.drained:
         verdict += " (not drained)"
     mismatched = sum(c.mismatched for c in result.checks)
-    return (
-        f"| {result.scenario.name} | {faults} | {result.log.published} | "
-        f"{len(result.log.stored)} | {result.log.retries} | {_applied(result, 'trades')} | "
-        f"{_applied(result, 'bots')} | {_applied(result, 'ticks')} | {result.lost} | "
-        f"{result.doubled} | {mismatched} | {result.dead_letters} ({result.truly_bad} / "
-        f"{result.bad_published}) | {recover} | {result.max_lag} | {verdict} |"
-    )
+    cells = [
+        result.scenario.name,
+        faults,
+        result.log.published,
+        len(result.log.stored),
+        result.log.dropped_copies,
+        result.log.retries,
+        _applied(result, "trades"),
+        _applied(result, "bots"),
+        _applied(result, "ticks"),
+        result.lost,
+        result.doubled,
+        mismatched,
+        f"{result.dead_letters} ({result.truly_bad} / {result.bad_published})",
+        recover,
+        result.max_lag,
+        verdict,
+    ]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def render(
@@ -71,7 +97,9 @@ def render(
         "## Columns",
         "",
         "- **published**: messages sent (a retry of the same message counts once); "
-        "**acked**: stored by the stream (copies it dropped as duplicates not counted); "
+        "**acked**: distinct messages the stream confirmed; **copies dropped**: publishes "
+        "it answered as duplicates of a message it held (same `Nats-Msg-Id`: injected "
+        "copies, and retries of an attempt that was stored but not answered); "
         "**retries**: extra attempts after a failed or unanswered publish.",
         "- **trades / bots / ticks applied**: effects found in the store / expected from "
         "the acks (trades by trade id, bots one audit row per version, ticks counted in "
@@ -82,7 +110,8 @@ def render(
         "- **dead letters**: entries in the DLQ for this scenario's messages; **truly "
         "bad**: of those, the ones that were published malformed; **bad published**: "
         "malformed messages the stream stored (each must end in the DLQ).",
-        "- **recover s**: from the fault's end (the process, server or node back) to the "
+        "- **recover s**: from the fault's end (the process started again, the server or "
+        "node back) to the "
         "first moment the lag of all consumers together was at most one second of traffic; "
         "**max lag**: the largest total of pending + awaiting-ack messages sampled every "
         "0.5 s during the scenario.",
@@ -94,9 +123,9 @@ def render(
         *(row(r) for r in results),
         "",
     ]
-    notes = [
-        f"- {r.scenario.name}: {n}" for r in results for c in r.checks for n in c.notes
-    ] + [f"- {r.scenario.name}: worker exited: {', '.join(r.exited)}" for r in results if r.exited]
+    notes = [f"- {r.scenario.name}: {n}" for r in results for c in r.checks for n in c.notes] + [
+        f"- {r.scenario.name}: worker exited: {', '.join(r.exited)}" for r in results if r.exited
+    ]
     if notes:
         lines += ["## Differences found", "", *notes, ""]
     lines += [
@@ -109,4 +138,4 @@ def render(
 
 
 def _rule() -> str:
-    return "|" + "---|" * (HEADER.count("|") - 1)
+    return "|" + "---|" * len(COLUMNS)

@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
 from fleet_runtime.dev import worker_env, worker_partitions
 from fleet_runtime.topology import Topology, apply, load_topology
-from fleet_runtime.worker import connect_nats
 from fleet_runtime.workers import get_worker
 from fleet_testing.fleet import Fleet
 from fleet_testing.probes import http_ok
@@ -32,6 +32,14 @@ from fleet_testing.workerprocs import start_worker
 
 READY_TIMEOUT_S = 90.0
 SAMPLE_EVERY_S = 0.5
+
+
+async def _quiet(exc: Exception) -> None:
+    """The suite's client loses a node on purpose: its errors are expected, not news."""
+
+
+async def _nothing() -> None:
+    """No report on a disconnect either (the client reconnects to another node)."""
 
 
 def env_prefix(worker: str) -> str:
@@ -115,7 +123,14 @@ class Rig:
         await asyncio.to_thread(self.fleet.start, "postgres", "redis")
         self.cluster = await asyncio.to_thread(self.fleet.launch_nats_cluster, 3)
         fleet_env = {**self.fleet.env(), "FLEET_NATS_URL": self.cluster.url}
-        self.nc = await connect_nats(self.cluster.url, "fleet-chaos")
+        self.nc = await nats.connect(
+            servers=self.cluster.urls,
+            name="fleet-chaos",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            error_cb=_quiet,
+            disconnected_cb=_nothing,
+        )
         await apply(self.js, self.topology)
         for name in self.worker_names:
             spec = get_worker(name)
@@ -158,11 +173,11 @@ class Rig:
         worker.proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(worker.proc.wait, 10)
 
-    async def restart_worker(self, label: str) -> None:
-        """Start the process again with the same settings, and wait until it is ready."""
+    def restart_worker(self, label: str) -> WorkerProc:
+        """Start the process again with the same settings (``wait_ready`` waits for it)."""
         worker = self.workers[label]
         worker.proc = start_worker(worker.name, worker.env, worker.log, worker.partition)
-        await self.wait_ready(worker)
+        return worker
 
     def signal_worker(self, label: str, sig: signal.Signals) -> None:
         """Send ``sig`` (SIGSTOP, SIGCONT) to one worker process."""

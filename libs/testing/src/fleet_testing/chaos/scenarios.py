@@ -44,10 +44,10 @@ class Sizes:
 
 QUICK = Sizes(
     rate=60,
-    load_s=6,
-    tail_s=3,
+    load_s=5,
+    tail_s=2,
     kills=1,
-    store_down_s=15,
+    store_down_s=8,
     node_down_s=6,
     pause_s=6,
     partition_down_s=6,
@@ -92,21 +92,27 @@ class Scenario:
     name: str
     summary: str
     fault: Fault | None = None
-    mix: Mix = Mix()
+    mix: Mix = field(default_factory=Mix)
     min_messages: int = 0
     """Publish at least this many (the malformed mix needs 400 for one of each kind)."""
 
 
 async def kill_workers(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultLog) -> None:
-    """kill -9 each worker ``sizes.kills`` times at random moments, restarting it at once."""
-    plan = [name for _ in range(sizes.kills) for name in rng.sample(rig.worker_names, k=len(rig.worker_names))]
+    """kill -9 each worker ``sizes.kills`` times at random moments, restarting it at once.
+
+    A process is killed again only once its restart said ready: a kill lands on a
+    working process, not on one still importing its modules.
+    """
+    names = rig.worker_names
+    plan = [name for _ in range(sizes.kills) for name in rng.sample(names, k=len(names))]
     for name in plan:
         await asyncio.sleep(rng.uniform(0.3, 2.5))
         label = rng.choice(rig.labels(name))
+        await rig.wait_ready(rig.workers[label])
         await rig.kill_worker(label)
-        await rig.restart_worker(label)
-    log.note(f"kill -9 x{sizes.kills} each: {', '.join(rig.worker_names)}")
-    log.heal()
+        rig.restart_worker(label)
+        log.heal()
+    log.note(f"kill -9 x{sizes.kills} each: {', '.join(names)}")
 
 
 def _store_down(kind: str) -> Fault:
@@ -161,9 +167,10 @@ async def lose_partition(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultL
     label = labels[-1]
     await rig.kill_worker(label)
     await asyncio.sleep(sizes.partition_down_s)
-    await rig.restart_worker(label)
-    log.note(f"kill -9 {label} (of {len(labels)}), down {sizes.partition_down_s:.0f}s")
+    worker = rig.restart_worker(label)
     log.heal()
+    await rig.wait_ready(worker)
+    log.note(f"kill -9 {label} (of {len(labels)}), down {sizes.partition_down_s:.0f}s")
 
 
 SCENARIOS = [

@@ -43,6 +43,8 @@ class ScenarioResult:
     drained: bool = True
     exited: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    drain_s: float = 0.0
+    """From the end of the load until every consumer was drained."""
 
     @property
     def lost(self) -> int:
@@ -104,7 +106,7 @@ async def run_scenario(
 ) -> ScenarioResult:
     """Load, fault, drain, reconcile."""
     started = time.monotonic()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible traffic, not secrets
     workload = Workload(tag, seed=seed, mix=scenario.mix)
     log = PublishLog()
     faults = FaultLog()
@@ -132,6 +134,7 @@ async def run_scenario(
         await run_load(rig.js, workload, rate=sizes.rate, until=until, log=log, tamper=tamper)
     finally:
         await fault_task
+    loaded_at = time.monotonic()
     drained_at = await _drain(rig, sizes.drain_timeout_s)
     checks = await _reconcile(rig, workload, log)
     result = ScenarioResult(scenario, log, checks, faults.actions)
@@ -146,6 +149,7 @@ async def run_scenario(
         result.recover_s = None if end is None else max(0.0, end - faults.healed)
     result.exited = rig.dead_workers()
     result.duration_s = time.monotonic() - started
+    result.drain_s = (drained_at or time.monotonic()) - loaded_at
     return result
 
 
@@ -162,9 +166,11 @@ async def _drain(rig: Rig, timeout: float) -> float | None:  # noqa: ASYNC109
 
 
 async def _reconcile(rig: Rig, workload: Workload, log: PublishLog) -> list[StoreCheck]:
-    acks = log.acked
+    acks = log.stored
     return [
-        await check_trades(rig.env_value("trade-recorder", "POSTGRES_DSN"), workload.bot_prefix, acks),
+        await check_trades(
+            rig.env_value("trade-recorder", "POSTGRES_DSN"), workload.bot_prefix, acks
+        ),
         await check_bots(rig.env_value("bot-lifecycle", "POSTGRES_DSN"), workload.bot_prefix, acks),
         await check_ticks(rig.env_value("market-ingest", "REDIS_URL"), workload.symbols, acks),
     ]
@@ -217,5 +223,6 @@ def summary_line(result: ScenarioResult) -> str:
         f"{verdict}: acked {len(result.log.stored)}, {applied}, lost {result.lost}, "
         f"doubled {result.doubled}, dead letters {result.dead_letters} "
         f"(truly bad {result.truly_bad}/{result.bad_published}) "
-        f"in {result.duration_s:.0f}s" + (f" [{notes}]" if notes else "")
+        f"in {result.duration_s:.0f}s (drain {result.drain_s:.1f}s)"
+        + (f" [{notes}]" if notes else "")
     )

@@ -72,7 +72,7 @@ class Workload:
 
     def __init__(self, tag: str, *, seed: int, mix: Mix, bots: int = 6, symbols: int = 3) -> None:
         self.tag = tag
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible traffic, not secrets
         self._mix = mix
         self._bots = [f"{tag}-b{n}" for n in range(bots)]
         self._symbols = [f"{tag.upper()}S{n}" for n in range(symbols)]
