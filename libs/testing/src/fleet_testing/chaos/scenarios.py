@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from fleet_testing.chaos.rig import Rig
 from fleet_testing.chaos.workload import Mix
+from fleet_testing.probes import http_json
+from fleet_testing.servers import NatsServer
 
 LEAD_S = 2.0
 """Load before the first fault: the workers are busy when it lands."""
@@ -147,6 +149,30 @@ def _node_down(leader: bool) -> Fault:
     return fault
 
 
+async def _workers_node(rig: Rig) -> NatsServer:
+    """The cluster node most worker processes are connected to."""
+
+    def count(node: NatsServer) -> int:
+        connz = http_json(node.host, node.monitor_port, "/connz")
+        conns = connz.get("connections") if isinstance(connz, dict) else None
+        names = [c.get("name", "") for c in conns or [] if isinstance(c, dict)]
+        return sum(1 for n in names if any(n.startswith(w) for w in rig.worker_names))
+
+    counts = await asyncio.to_thread(lambda: [count(n) for n in rig.nats.nodes])
+    return rig.nats.nodes[counts.index(max(counts))]
+
+
+async def kill_workers_node(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultLog) -> None:
+    """kill -9 the node the workers are connected to: deliveries in flight are lost."""
+    node = await _workers_node(rig)
+    await asyncio.to_thread(node.kill)
+    await asyncio.sleep(sizes.node_down_s)
+    await asyncio.to_thread(node.start)
+    await rig.wait_replicas_current(REPLICATED)
+    log.note(f"kill -9 {node.name} (most worker connections), down {sizes.node_down_s:.0f}s")
+    log.heal()
+
+
 async def pause_workers(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultLog) -> None:
     """SIGSTOP every worker process past its ack wait, then SIGCONT."""
     labels = list(rig.workers)
@@ -180,6 +206,11 @@ SCENARIOS = [
     Scenario("redis-down", "Redis stopped, then started", _store_down("redis")),
     Scenario("nats-leader", "the TRADES stream leader killed", _node_down(leader=True)),
     Scenario("nats-follower", "a NATS node leading no stream killed", _node_down(leader=False)),
+    Scenario(
+        "nats-workers-node",
+        "the NATS node most workers are connected to killed",
+        kill_workers_node,
+    ),
     Scenario("sigstop", "every worker paused past its ack wait", pause_workers),
     Scenario(
         "duplicates",
