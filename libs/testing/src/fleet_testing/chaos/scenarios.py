@@ -56,7 +56,7 @@ QUICK = Sizes(
     drain_timeout_s=120,
 )
 FULL = Sizes(
-    rate=100,
+    rate=60,
     load_s=40,
     tail_s=10,
     kills=10,
