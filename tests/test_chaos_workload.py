@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,7 @@ from fleet_events import (
 from fleet_testing.chaos import SCENARIOS, select
 from fleet_testing.chaos.workload import BAD_KINDS, Mix, Workload
 
+ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_ERROR = {
     "bad-json": MalformedEvent,
     "wrong-type": UnknownEventType,
@@ -81,3 +85,30 @@ def test_unknown_scenario_names_the_known_ones() -> None:
         select(["nope"])
     assert all(s.name in str(caught.value) for s in SCENARIOS)
     assert [s.name for s in select(["sigstop", "steady"])] == ["sigstop", "steady"]
+
+
+def test_workers_and_the_cli_do_not_import_the_fault_suite() -> None:
+    probe = (
+        "import sys, fleet_runtime.cli, fleet_runtime.worker, trade_recorder.app, "
+        "market_ingest.app, bot_lifecycle.app; "
+        "print(sorted(m for m in sys.modules if m.startswith('fleet_testing')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_an_unknown_scenario_is_one_line_and_exit_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet_runtime.cli", "chaos", "--scenario", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown scenario 'nope' (scenarios: steady, ")
+    assert "Traceback" not in proc.stderr
+    assert "chaos:" not in proc.stdout  # nothing started

@@ -26,7 +26,8 @@ REPLICATED = ["BOTS", "TRADES", "MARKET"]
 
 @dataclass(frozen=True)
 class Sizes:
-    """How long and how hard a run is (``--quick`` shrinks everything but the faults)."""
+    """How long and how hard a run is (``--quick`` shortens the load and the outages;
+    every fault still happens)."""
 
     rate: float
     """Messages per second the publisher sends."""

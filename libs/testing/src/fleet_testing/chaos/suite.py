@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class ScenarioResult:
 
     @property
     def lost(self) -> int:
-        """Lost effects over every store, plus good events dead-lettered."""
+        """Expected effects missing, over every store (a valid event dead-lettered is one)."""
         return sum(c.lost for c in self.checks)
 
     @property
@@ -58,12 +59,14 @@ class ScenarioResult:
 
     @property
     def exact(self) -> bool:
-        """Every store exact, every dead letter truly bad, every bad message dead-lettered."""
+        """Every store exact, every dead letter truly bad, every bad message dead-lettered,
+        every consumer drained and every worker process still running."""
         return (
             all(c.exact for c in self.checks)
             and self.dead_letters == self.truly_bad
             and self.bad_missing == 0
             and self.drained
+            and not self.exited
         )
 
 
@@ -208,9 +211,16 @@ async def run_suite(
             print(f"chaos: {scenario.name} ...", flush=True)
             result = await run_scenario(rig, scenario, f"c{n}", sizes, seed + n)
             results.append(result)
+            for label in result.exited:
+                # As an orchestrator would: the next scenario starts with every worker up.
+                await rig.wait_ready(rig.restart_worker(label))
             print(f"chaos: {scenario.name}: {summary_line(result)}", flush=True)
     finally:
         await rig.stop()
+        if results and all(r.exact for r in results) and len(results) == len(scenarios):
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"chaos: worker logs kept in {work / 'logs'}", flush=True)
     return results, time.monotonic() - started
 
 
