@@ -136,6 +136,11 @@ def render(
         "- The publisher sends one message at a time and waits for its ack (stream order is "
         "then publish order, which the bot and tick models rely on), so the rate is bounded "
         "by the cluster's ack latency: tens of messages a second, not the workers' limits.",
+        "- A crash loop: the kill scenario waits until the fleet has caught up before each "
+        "kill. Kills faster than a worker recovers (each worker killed about every 30 s) "
+        "lost events in a separate run: market-ingest dead-lettered hundreds of good ticks "
+        "(`DeliveriesExhausted`, max_deliver 3) and bot-lifecycle stalled behind redeliveries "
+        "in the 1 m backoff step.",
         "- Candle counts are compared for the 1m, 5m and 1h intervals; 4h and 1d candles and "
         "the 24 h ticker figures are not.",
         "",

@@ -217,6 +217,11 @@ class Rig:
                 out[durable] = (info.num_pending or 0) + (info.num_ack_pending or 0)
         return out
 
+    async def caught_up(self, limit: int) -> bool:
+        """Whether every watched consumer answered and their lags add up to ``limit`` or less."""
+        lags = await self.lags()
+        return len(lags) == len(self.durables) and sum(lags.values()) <= limit
+
     async def drained(self) -> bool:
         """Whether every watched consumer has nothing pending and nothing awaiting ack."""
         lags = await self.lags()
