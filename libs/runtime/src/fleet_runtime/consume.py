@@ -41,7 +41,7 @@ from fleet_runtime.errors import ConsumerMissing, EventRejected, StoreUnavailabl
 from fleet_runtime.exhausted import ExhaustedSweeper
 from fleet_runtime.logs import get_logger
 from fleet_runtime.metrics import WorkerMetrics
-from fleet_runtime.orphans import OrphanGuard, may_group, orphan_groups
+from fleet_runtime.orphans import DeliveryGaps, OrphanGuard, may_group, orphan_groups
 from fleet_runtime.pull import PullSource
 from fleet_runtime.staging import Decoded, Refused, decode_batch
 
@@ -104,6 +104,7 @@ class ConsumerLoop:
         self._next: Decoded | None = None
         self._pending: asyncio.Task[None] | None = None
         self._orphans = OrphanGuard(subscription.durable)
+        self._gaps = DeliveryGaps()
 
     async def bind(self) -> ConsumerBinding:
         """Look the durable up on the server; fail fast with a fix if it is missing."""
@@ -113,6 +114,8 @@ class ConsumerLoop:
             raise await self._missing() from None
         self.binding = ConsumerBinding.from_info(info)
         self._orphans.arm(info, self.binding)
+        if info.delivered is not None:
+            self._gaps.start_after(info.delivered.consumer_seq)
         return self.binding
 
     async def _missing(self) -> ConsumerMissing:
@@ -164,6 +167,7 @@ class ConsumerLoop:
                 msgs = await self._source.take(self._batch_size, self._max_wait, 0.5)
                 if self._pending is not None and self._pending.done():
                     await self._settle()
+                msgs = await self._hold_after_lost(msgs)
                 if self._orphans.active:
                     # The orphan guard pauses and resumes the source and commits groups
                     # itself: nothing may be in flight meanwhile.
@@ -215,6 +219,20 @@ class ConsumerLoop:
         return [m for d in (self._committing, self._next) if d is not None for m in d.msgs]
 
     # -- batch processing -------------------------------------------------------------
+
+    async def _hold_after_lost(self, msgs: list[Msg]) -> list[Msg]:
+        """Commit what came before a delivery lost on the way, guard the rest (orphans)."""
+        gap = self._gaps.first_gap(msgs)
+        if gap is None or self.binding is None:
+            return msgs
+        at, missing = gap
+        barrier = ack_position(msgs[at].reply)[1] - 1
+        if not self._orphans.active and at:
+            await self._settle()
+            await self._process_batch(msgs[:at])
+            msgs = msgs[at:]
+        self._orphans.arm_lost(missing, barrier, self.binding)
+        return msgs
 
     async def _guard(self, msgs: list[Msg]) -> list[Msg] | None:
         assert self._source is not None

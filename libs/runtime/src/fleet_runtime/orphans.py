@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
 
-from fleet_runtime.binding import ConsumerBinding, ack_position
+from fleet_runtime.binding import ConsumerBinding, ack_position, delivery_seq
 from fleet_runtime.logs import get_logger
 
 log = get_logger("fleet_runtime.orphans")
@@ -122,6 +122,26 @@ class OrphanGuard:
             up_to_seq=self.barrier_seq,
         )
 
+    def arm_lost(self, missing: int, barrier_seq: int, binding: ConsumerBinding) -> None:
+        """Guard a running process: ``missing`` deliveries never reached it (lost with its
+        connection), the first of them below ``barrier_seq`` + 1 in the usual case of first
+        deliveries. They come back after their ack wait; newer messages wait for them."""
+        first_wait = binding.backoff_s[0] if binding.backoff_s else binding.ack_wait_s
+        now = time.monotonic()
+        self.expected += missing
+        self.barrier_seq = max(self.barrier_seq, barrier_seq)
+        self.due_at = now
+        self._wait_s = max(first_wait, 1.0)
+        self._deadline = now + first_wait + 0.25 + self._wait_s
+        log.warning(
+            "deliveries_lost",
+            consumer=self._durable,
+            count=missing,
+            below_seq=barrier_seq + 1,
+            note="the server sent them but they never arrived (a dropped connection); "
+            "newer events wait until they are redelivered",
+        )
+
     def admit(self, msgs: list[Msg]) -> None:
         """Sort arrivals into orphans (at or below the barrier) and newer messages."""
         for msg in msgs:
@@ -173,3 +193,33 @@ class OrphanGuard:
     def past_deadline(self) -> bool:
         """Whether it is time to ask the server about missing orphans."""
         return time.monotonic() >= self._deadline
+
+
+class DeliveryGaps:
+    """Notices deliveries a running process never received.
+
+    The consumer numbers every delivery it makes (the delivery sequence of the ack
+    subject), and one process per durable receives them all, in order. A number skipped
+    is a delivery lost on the way (the connection dropped with it in flight). The server
+    still counts it pending; with AckPolicy.ALL, acking any later event would ack it too,
+    and it would never be redelivered.
+    """
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+
+    def start_after(self, delivered: int) -> None:
+        """The consumer's last delivery sequence when this process bound to it."""
+        self.last = delivered
+
+    def first_gap(self, msgs: Sequence[Msg]) -> tuple[int, int] | None:
+        """(index of the first message after a gap, deliveries missing in ``msgs``)."""
+        at: int | None = None
+        missing = 0
+        for i, msg in enumerate(msgs):
+            seq = delivery_seq(msg.reply)
+            if self.last is not None and seq > self.last + 1:
+                missing += seq - self.last - 1
+                at = i if at is None else at
+            self.last = seq if self.last is None else max(self.last, seq)
+        return None if at is None else (at, missing)

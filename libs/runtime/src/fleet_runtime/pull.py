@@ -176,7 +176,12 @@ class PullSource:
                     await self._on_conflict(description)
             elif status != _STATUS_TIMEOUT:
                 log.warning("pull_status", durable=self.durable, status=status)
-            await self._refill()
+            if status == _STATUS_TIMEOUT:
+                await self._refill()
+            # Any other status (409 Exceeded MaxWaiting or Leadership Change, 503 while a
+            # stream has no leader) comes back at once: asking again at once made a busy
+            # loop of requests and refusals (tens of thousands a second for minutes after
+            # a leader change). The watchdog asks again within a second.
             return
         self._buffer.append(msg)
         self._outstanding -= 1

@@ -35,6 +35,12 @@ class StreamsFile:
         self.consumer(worker, stream)["backoff"] = backoff
         return self
 
+    def set_replicas(self, replicas: int) -> StreamsFile:
+        """Run every stream at ``replicas`` copies (a cluster's production setting)."""
+        for stream in self._doc["streams"].values():
+            stream["replicas"] = replicas
+        return self
+
     def partition(
         self, stream: str, *, subjects: str, count: int, key: list[int], workers: list[str]
     ) -> StreamsFile:

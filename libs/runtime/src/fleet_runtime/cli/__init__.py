@@ -9,6 +9,7 @@ import typer
 from fleet_runtime.cli import (
     backup_cmd,
     candles_cmd,
+    chaos_cmd,
     contract_cmd,
     deploy_cmd,
     dev_cmd,
@@ -42,6 +43,7 @@ app.command("backup", context_settings=backup_cmd.CONTEXT)(backup_cmd.backup)
 app.add_typer(deploy_cmd.app, name="deploy")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("candles")(candles_cmd.candles)
+app.command("chaos")(chaos_cmd.chaos)
 
 
 def main() -> None:
