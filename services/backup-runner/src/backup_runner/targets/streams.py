@@ -71,12 +71,22 @@ def _line(msg: Any) -> bytes:
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode() + b"\n"
 
 
+def segment_records(raw: bytes) -> list[dict[str, Any]]:
+    """The message records of a segment (its plaintext), in the order written."""
+    text = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def record_data(record: dict[str, Any]) -> bytes:
+    """A record's payload, exactly as the stream held it."""
+    return base64.b64decode(record["data_b64"])
+
+
 def segment_problem(raw: bytes, first: int, last: int) -> str | None:
     """None when ``raw`` is a readable segment of the range ``first``..``last``: messages
     in order, none outside the range, the last one at ``last``."""
     try:
-        text = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
-        seqs = [json.loads(line)["seq"] for line in text.splitlines() if line]
+        seqs = [int(record["seq"]) for record in segment_records(raw)]
     except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
         return f"{type(exc).__name__}: {exc}"
     if not seqs or seqs[0] < first or seqs[-1] != last:
@@ -139,14 +149,18 @@ async def _archive_stream(
     archived = ranges[-1][1] if ranges else 0
     info = await js.stream_info(stream)
     last = info.state.last_seq
+    wanted = subjects or list(info.config.subjects or [])
     if last <= archived:
-        result.positions[f"stream.{stream}"] = {"archived_through": archived, "last_seq": last}
+        result.positions[f"stream.{stream}"] = {
+            "archived_through": archived,
+            "last_seq": last,
+            "subjects": wanted,
+        }
         return
     start = max(archived + 1, info.state.first_seq)
     if start > archived + 1:
         # Gone from the stream (retention, deletion) before they were archived.
         result.gaps.append(f"{stream} {archived + 1}-{start - 1} missing from the archive")
-    wanted = subjects or list(info.config.subjects or [])
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE,
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
@@ -188,7 +202,11 @@ async def _archive_stream(
             range_first = seq + 1
     finally:
         await sub.unsubscribe()
-    result.positions[f"stream.{stream}"] = {"archived_through": seq, "last_seq": last}
+    result.positions[f"stream.{stream}"] = {
+        "archived_through": seq,
+        "last_seq": last,
+        "subjects": wanted,
+    }
 
 
 def manifest_coverage(manifests: list[Manifest]) -> dict[str, int]:
