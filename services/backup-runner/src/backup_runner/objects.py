@@ -186,12 +186,16 @@ class MinioObjectStore:
         """Upload ``source`` to its end as ``key`` (multipart, one part in memory at a time)."""
         reader = HashingReader(source)
         try:
+            # One part at a time: with parallel uploads the client queues every part read
+            # ahead of a slower upload (its task queue is unbounded), so memory would grow
+            # with the dump whenever S3 is slower than pg_dump.
             self._client.put_object(
                 self.bucket,
                 key,
                 cast("BinaryIO", reader),
                 length=-1,
                 part_size=self._part_size,
+                num_parallel_uploads=1,
             )
         except Exception as exc:
             raise _translate(exc, f"upload of {key}") from exc
