@@ -153,6 +153,7 @@ class ReplayEngine:
                 await self._apply_archive(lane, archived.get(lane.stream, 0))
             for lane in self._lanes:
                 consumers.append(await self._subscribe(lane, plan, archived.get(lane.stream, 0)))
+                await self._check_meets(lane, archived.get(lane.stream, 0))
             await self._drain()
             if self._first_at is not None:
                 self._report.apply_seconds = time.monotonic() - self._first_at
@@ -184,6 +185,18 @@ class ReplayEngine:
             if ends[sub.stream]:
                 self._report.archived[sub.stream] = ends[sub.stream]
         return ends
+
+    async def _check_meets(self, lane: Lane, through: int) -> None:
+        """Refuse when the stream dropped what follows the archive while it was read."""
+        if not through:
+            return
+        first = int((await self._js.stream_info(lane.stream)).state.first_seq or 1)
+        if first > through + 1:
+            raise ReplayRefused(
+                f"{lane.stream} {through + 1}-{first - 1} expired from the stream while the "
+                "archive was read; nothing swapped",
+                fix="run a stream backup (it archives them if still there), then the replay again",
+            )
 
     async def _apply_archive(self, lane: Lane, through: int) -> None:
         """Apply ``lane``'s archived messages up to ``through`` (the lane's filter only)."""
