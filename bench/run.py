@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import limits, naive, storeaware, stores
+from bench import backups, limits, naive, storeaware, stores
 from bench.replays import measure_replay
 from bench.report import write_report
 from bench.workers import measure_partitioned, measure_worker
@@ -482,19 +482,29 @@ async def main_async(quick: bool, only: list[str], out_dir: Path, reps: int | No
             "goals": None if target.goals is None else asdict(target.goals),
             "repetitions": figures,
         }
+    machine = {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": _cpus(),
+        "memory_gib": _mem_gib(),
+    }
+    backup_md = None
+    if not only or "backup-runner" in only:
+        # Not a stream consumer like the others: its own figures and report file.
+        print("[bench] backup-runner", flush=True)
+        backup_doc = {**await backups.measure(quick), "machine": machine}
+        backup_md = backups.write_report(backup_doc, out_dir)
+        if only == ["backup-runner"]:
+            return backup_md
     doc = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "cpus": _cpus(),
-            "memory_gib": _mem_gib(),
-        },
+        "machine": machine,
         "sizes": asdict(QUICK if quick else FULL),
         "limit_events": LIMIT_EVENTS,
         "seconds": round(time.monotonic() - started, 1),
         "results": results,
         "worker_logs": str(logs),
+        "backup_runner_report": None if backup_md is None else backup_md.name,
     }
     return write_report(doc, out_dir)
 

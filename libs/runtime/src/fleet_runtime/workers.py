@@ -56,6 +56,10 @@ class WorkerSpec:
     """For `fleet replay`: ``"module:function"`` or the function itself, taking the
     worker's settings and returning its ``fleet_runtime.replay.ReplayTarget``. A path
     string keeps the store driver unimported until a replay runs."""
+    archive: str | Callable[[Any], Awaitable[Any]] | None = None
+    """For `fleet replay --from-archive`: ``"module:function"`` or the function itself, taking
+    the worker's settings and returning a ``fleet_runtime.replay.archive.StreamArchive`` over
+    the stream segments it archived (backup-runner)."""
     fleet_commands: Callable[[], Any] | None = None
     """The worker's `fleet` command group: returns a ``typer.Typer`` that `fleet` mounts under
     a group of its own (`fleet backup`), loaded only when that group runs."""

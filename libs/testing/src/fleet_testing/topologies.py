@@ -41,6 +41,11 @@ class StreamsFile:
             stream["replicas"] = replicas
         return self
 
+    def set_stream(self, stream: str, **values: Any) -> StreamsFile:
+        """Change keys of ``stream``'s declaration (tests make one forget its oldest messages)."""
+        self._doc["streams"][stream].update(values)
+        return self
+
     def partition(
         self, stream: str, *, subjects: str, count: int, key: list[int], workers: list[str]
     ) -> StreamsFile:

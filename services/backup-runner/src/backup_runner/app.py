@@ -110,4 +110,5 @@ WORKER = WorkerSpec(
     run=run,
     dev_setup=dev_setup,
     fleet_commands=commands,
+    archive="backup_runner.archive:open_archive",
 )

@@ -18,6 +18,7 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
+from backup_runner.readahead import ReadAhead
 from fleet_runtime.errors import StoreUnavailable
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -184,17 +185,24 @@ class MinioObjectStore:
 
     def put_stream(self, key: str, source: Readable) -> StoredObject:
         """Upload ``source`` to its end as ``key`` (multipart, one part in memory at a time)."""
-        reader = HashingReader(source)
+        ahead = ReadAhead(source, self._part_size)
+        reader = HashingReader(ahead)
         try:
+            # One part at a time, the next one read meanwhile (at most a part ahead): the
+            # client's own parallel uploads queue every part read ahead of a slower S3
+            # without a bound, so memory would grow with the dump.
             self._client.put_object(
                 self.bucket,
                 key,
                 cast("BinaryIO", reader),
                 length=-1,
                 part_size=self._part_size,
+                num_parallel_uploads=1,
             )
         except Exception as exc:
             raise _translate(exc, f"upload of {key}") from exc
+        finally:
+            ahead.close()
         return StoredObject(key, reader.size, reader.sha256)
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject:

@@ -140,7 +140,9 @@ def restore_postgres(
             path = Path(tmp) / entry.key.rsplit("/", 1)[-1]
             total += download_checked(store, entry.key, entry.sha256, path)
             path = plain_copy(path, manifest, key)
-            args = [pg_restore, "--exit-on-error", "--no-owner", "--no-privileges"]
+            # Grants come back with the tables (the worker roles must exist on the target,
+            # as on any fleet cluster); ownership goes to the restoring role.
+            args = [pg_restore, "--exit-on-error", "--no-owner"]
             if force:
                 args += ["--clean", "--if-exists"]
             done = subprocess.run(
@@ -150,8 +152,9 @@ def restore_postgres(
                 last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
                 raise UserError(
                     f"pg_restore of {entry.key} failed: {last}",
-                    fix="check the target database and that pg_restore matches the dump's "
-                    "PostgreSQL version (BACKUP_RUNNER_PG_BIN_DIR)",
+                    fix="create the worker roles on the target first (deploy/postgres/roles.sql), "
+                    "and check that pg_restore matches the dump's PostgreSQL version "
+                    "(BACKUP_RUNNER_PG_BIN_DIR)",
                 )
             schemas.append(entry.key.rsplit("/", 1)[-1].removesuffix(".dump"))
     return Restored(schemas, total)

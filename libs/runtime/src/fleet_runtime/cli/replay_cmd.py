@@ -23,6 +23,7 @@ from fleet_runtime.replay import (
     ReplayReport,
     replay_factory,
 )
+from fleet_runtime.replay.archive import archive_provider
 from fleet_runtime.replay.lock import holder_name
 from fleet_runtime.replay.progress import RichProgress
 from fleet_runtime.settings import WorkerSettings, load_settings
@@ -70,6 +71,12 @@ def replay(
     batch_size: int = typer.Option(
         5000, "--batch-size", min=1, help="Events per store write while replaying."
     ),
+    from_archive: bool = typer.Option(
+        False,
+        "--from-archive",
+        help="Read the archived stream segments (backup-runner's S3) first, then the stream "
+        "after them: rebuilds past stream retention.",
+    ),
 ) -> None:
     """Rebuild a worker's store from its streams into a shadow, then swap it in atomically."""
     spec = get_worker(name)
@@ -87,8 +94,20 @@ def replay(
     settings = load_settings(spec.settings_cls)
     if isinstance(settings, WorkerSettings):
         configure_logging(settings.log_level, settings.log_format)
+    later = [f for f in starts if f != "--all"] + ["--partition"] * (partition is not None)
+    if from_archive and (later or drop_old):
+        raise ConfigError(
+            f"--from-archive rebuilds from the first event; {(later or ['--drop-old'])[0]} "
+            "cannot be combined with it",
+            fix="pass --from-archive without --since, --from-seq, --partition or --drop-old",
+        )
     plan = ReplayPlan(
-        from_seq=from_seq, since=start, dry_run=dry_run, keep_old=keep_old, partition=partition
+        from_seq=from_seq,
+        since=start,
+        dry_run=dry_run,
+        keep_old=keep_old,
+        partition=partition,
+        from_archive=from_archive,
     )
     if not (yes or dry_run or drop_old):
         if not sys.stdin.isatty():
@@ -113,6 +132,10 @@ async def _run(
     drop_old: bool,
     batch_size: int,
 ) -> None:
+    archive = None
+    if plan.from_archive:
+        provider, open_archive = archive_provider()
+        archive = await open_archive(load_settings(provider.settings_cls))
     target = await factory(settings)
     try:
         async with target.lock(holder_name(spec.name)):
@@ -125,7 +148,9 @@ async def _run(
             nc = await connect_nats(settings.nats_url, f"{spec.name}-replay")
             progress = RichProgress(f"replay {spec.name}")
             try:
-                engine = ReplayEngine(nc, target, batch_size=batch_size, progress=progress)
+                engine = ReplayEngine(
+                    nc, target, batch_size=batch_size, progress=progress, archive=archive
+                )
                 report = await engine.run(plan)
             finally:
                 progress.close()
@@ -133,6 +158,8 @@ async def _run(
             _summarise(spec, target.description, report)
     finally:
         await target.close()
+        if archive is not None:
+            await archive.close()
 
 
 def _summarise(spec: WorkerSpec, where: str, report: ReplayReport) -> None:
@@ -144,6 +171,12 @@ def _summarise(spec: WorkerSpec, where: str, report: ReplayReport) -> None:
         f"{report.seconds:.1f} s ({report.rate:,.0f} events/s); skipped: {report.invalid} "
         f"undecodable, {report.rejected} rejected"
     )
+    if report.archived:
+        read = ", ".join(f"{stream} 1-{seq:,}" for stream, seq in report.archived.items())
+        typer.echo(
+            f"from the archive: {report.from_archive:,} events ({read}); then the streams "
+            "after them"
+        )
     if report.compared is not None:
         cmp = report.compared
         typer.echo(f"dry run: live at seq {cmp.live_position:,}, shadow at {cmp.shadow_position:,}")

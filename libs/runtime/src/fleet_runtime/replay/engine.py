@@ -8,13 +8,14 @@ worker's handlers bound to the shadow store (``ReplayTarget.subscriptions``). On
 shadow has caught up with the stream, ``ReplayTarget.swap`` locks the live checkpoint,
 lets the engine apply whatever the live worker had committed beyond the shadow
 (``catch_up``), and swaps. See docs/replay.md for why nothing is applied twice or skipped.
+With ``--from-archive`` a lane first applies the archived messages (``archive``) and its
+ordered consumer starts at the archive's end + 1.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,20 +27,23 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from fleet_events import DecodeError, decode
 from fleet_runtime.binding import Subscription, ack_position
 from fleet_runtime.delivery import Batch, Delivery
-from fleet_runtime.errors import EventRejected, StoreUnavailable, UserError
+from fleet_runtime.errors import ConfigError, EventRejected, StoreUnavailable, UserError
 from fleet_runtime.logs import get_logger
+from fleet_runtime.replay.archive import StreamArchive, archive_start
+from fleet_runtime.replay.lanes import Lane, LaneCatchUp
 from fleet_runtime.replay.progress import ReplayProgress, SilentProgress
 from fleet_runtime.replay.source import resolve_sources
 from fleet_runtime.replay.target import (
     Comparison,
+    ReplayRefused,
     ReplayTarget,
     SwapBehind,
     SwapResult,
 )
+from fleet_runtime.topology.subjects import covers
 
 log = get_logger("fleet_runtime.replay")
 
-_QUEUE_MAX = 50_000
 _PROGRESS_EVERY_S = 0.2
 
 
@@ -52,6 +56,8 @@ class ReplayPlan:
     dry_run: bool = False
     keep_old: bool = False
     partition: int | None = None
+    from_archive: bool = False
+    """Read each stream's archived messages first, then the stream after the archive's end."""
 
     @property
     def partial(self) -> bool:
@@ -72,6 +78,11 @@ class ReplayReport:
     """The stream position the shadow reached (the first stream's, with several)."""
     positions: dict[str, int] = field(default_factory=dict)
     """Per stream, the position the shadow reached."""
+    archived: dict[str, int] = field(default_factory=dict)
+    """Per stream read from the archive, the last archived sequence read (the stream was
+    read from the one after it)."""
+    from_archive: int = 0
+    """Events applied from the archive (the rest came from the streams)."""
     seconds: float = 0.0
     """From the start (lock held) to the end of the swap or comparison."""
     apply_seconds: float = 0.0
@@ -104,6 +115,7 @@ class ReplayEngine:
         swap_attempts: int = 20,
         catch_up_timeout_s: float = 5.0,
         progress: ReplayProgress | None = None,
+        archive: StreamArchive | None = None,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
@@ -112,8 +124,9 @@ class ReplayEngine:
         self._swap_attempts = swap_attempts
         self._catch_up_timeout_s = catch_up_timeout_s
         self._progress = progress or SilentProgress()
+        self._archive = archive
         self._report = ReplayReport()
-        self._lanes: list[_Lane] = []
+        self._lanes: list[Lane] = []
         self._checkpoint = ""
         self._last_progress = 0.0
         self._first_at: float | None = None
@@ -121,23 +134,31 @@ class ReplayEngine:
     async def run(self, plan: ReplayPlan) -> ReplayReport:
         """Rebuild, then swap (or compare, for a dry run). Live is untouched on any error."""
         started = time.monotonic()
+        if plan.from_archive and self._archive is None:
+            raise ConfigError("--from-archive needs a stream archive", fix="install backup-runner")
         sources = await resolve_sources(self._js, self._target, plan)
+        archived = await self._archive_ends(sources) if plan.from_archive else {}
         durable = sources[0][0].durable
         self._checkpoint = durable if plan.partition is None else f"{durable}-p{plan.partition}"
         self._report.cleaned = await self._target.prepare()
         # Bound again now that the shadow store is open.
         bound = {sub.stream: sub for sub in self._target.subscriptions()}
-        self._lanes = [_Lane(bound[sub.stream], subject) for sub, subject in sources]
+        self._lanes = [Lane(bound[sub.stream], subject) for sub, subject in sources]
         if self._report.cleaned:
             self._progress.note(self._report.cleaned)
         swapped = False
-        consumers = [await self._subscribe(lane, plan) for lane in self._lanes]
+        consumers: list[Any] = []
         try:
+            for lane in self._lanes:
+                await self._apply_archive(lane, archived.get(lane.stream, 0))
+            for lane in self._lanes:
+                consumers.append(await self._subscribe(lane, plan, archived.get(lane.stream, 0)))
+                await self._check_meets(lane, archived.get(lane.stream, 0))
             await self._drain()
             if self._first_at is not None:
                 self._report.apply_seconds = time.monotonic() - self._first_at
             if plan.dry_run:
-                self._report.compared = await self._target.compare(_LaneCatchUp(self))
+                self._report.compared = await self._target.compare(LaneCatchUp(self))
             else:
                 self._report.swap = await self._swap(plan)
                 swapped = True
@@ -151,10 +172,89 @@ class ReplayEngine:
             self._progress.update(self._report.applied, self._report.applied)
         return self._report
 
-    async def _subscribe(self, lane: _Lane, plan: ReplayPlan) -> Any:
+    async def _archive_ends(self, sources: Sequence[tuple[Subscription, str]]) -> dict[str, int]:
+        """Per stream, the last archived sequence to read (0: the stream holds everything)."""
+        assert self._archive is not None
+        ends = {}
+        for sub, subject in sources:
+            info = await self._js.stream_info(sub.stream)
+            extent = await self._archive.extent(sub.stream)
+            ends[sub.stream] = archive_start(
+                sub.stream, subject, extent, int(info.state.first_seq or 1)
+            )
+            if ends[sub.stream]:
+                self._report.archived[sub.stream] = ends[sub.stream]
+        return ends
+
+    async def _check_meets(self, lane: Lane, through: int) -> None:
+        """Refuse when the stream dropped what follows the archive while it was read."""
+        if not through:
+            return
+        first = int((await self._js.stream_info(lane.stream)).state.first_seq or 1)
+        if first > through + 1:
+            raise ReplayRefused(
+                f"{lane.stream} {through + 1}-{first - 1} expired from the stream while the "
+                "archive was read; nothing swapped",
+                fix="run a stream backup (it archives them if still there), then the replay again",
+            )
+
+    async def _apply_archive(self, lane: Lane, through: int) -> None:
+        """Apply ``lane``'s archived messages up to ``through`` (the lane's filter only)."""
+        if not through:
+            return
+        assert self._archive is not None
+        total = sum(self._report.archived.values())
+        reached = 0
+        async for chunk in self._archive.messages(lane.stream, through):
+            msgs = [m for m in chunk if covers(lane.subject, m.subject)]
+            if chunk and chunk[-1].seq <= reached:
+                raise ReplayRefused(
+                    f"the archive of {lane.stream} repeats sequences at {chunk[0].seq}",
+                    fix="check the archive with `fleet backup verify` on its stream backups",
+                )
+            if chunk:
+                reached = chunk[-1].seq
+            for start in range(0, len(msgs), self._batch_size):
+                part = msgs[start : start + self._batch_size]
+                if self._first_at is None:
+                    self._first_at = time.monotonic()
+                run = []
+                for m in part:
+                    event = self._decoded(lane.sub, m.data)
+                    if event is not None:
+                        raw = Msg(self._nc, subject=m.subject, data=m.data, headers=m.headers)
+                        run.append(Delivery(event, m.subject, lane.stream, m.seq, 1, raw))
+                applied = self._report.applied
+                await self._apply(lane.sub, run)
+                self._report.from_archive += self._report.applied - applied
+                self._progress.update(self._report.applied, max(total, self._report.applied))
+        if reached < through:
+            raise ReplayRefused(
+                f"the archive of {lane.stream} ended at {reached}, its segments name {through}",
+                fix="check the archive with `fleet backup verify` on its stream backups",
+            )
+        lane.position = through
+
+    def _decoded(self, sub: Subscription, data: bytes) -> Any:
+        """The event the live worker would handle, or None for what it dead-letters."""
+        try:
+            if sub.decode is not None:
+                return sub.decode(data)
+            event = decode(data)
+            if sub.accepts and not isinstance(event.data, sub.accepts):
+                raise EventRejected(event.id, "type not accepted")
+        except (DecodeError, EventRejected):
+            self._report.invalid += 1
+            return None
+        return event
+
+    async def _subscribe(self, lane: Lane, plan: ReplayPlan, after: int = 0) -> Any:
         config = ConsumerConfig()
         policy = DeliverPolicy.ALL
-        if plan.from_seq is not None:
+        if after:
+            policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = after + 1
+        elif plan.from_seq is not None:
             policy = DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = plan.from_seq
         elif plan.since is not None:
@@ -194,7 +294,7 @@ class ReplayEngine:
                     ) from None
                 await self._apply_from(lane, first)
 
-    async def _catch_up(self, lane: _Lane, seq: int) -> int:
+    async def _catch_up(self, lane: Lane, seq: int) -> int:
         """Apply exactly up to ``seq`` (bounded by the catch-up timeout); the position reached.
 
         Stopping at ``seq`` rather than at the end of what is queued keeps the work done
@@ -221,7 +321,7 @@ class ReplayEngine:
         for attempt in range(1, self._swap_attempts + 1):
             self._report.swap_attempts = attempt
             try:
-                return await self._target.swap(_LaneCatchUp(self), keep_old=plan.keep_old)
+                return await self._target.swap(LaneCatchUp(self), keep_old=plan.keep_old)
             except SwapBehind as exc:
                 self._progress.note(f"swap attempt {attempt}: live worker ahead ({exc}); retrying")
                 await self._drain()
@@ -231,7 +331,7 @@ class ReplayEngine:
             fix="run the replay again when the publish rate is lower",
         )
 
-    async def _apply_from(self, lane: _Lane, first: Msg, limit: int | None = None) -> None:
+    async def _apply_from(self, lane: Lane, first: Msg, limit: int | None = None) -> None:
         """Apply ``first`` and what is queued behind it (up to ``limit``, if given)."""
         msgs = [first]
         queue = lane.queue
@@ -250,24 +350,15 @@ class ReplayEngine:
             pending = sum(lane.pending for lane in self._lanes)
             self._progress.update(self._report.applied, self._report.applied + pending)
 
-    async def _apply_msgs(self, lane: _Lane, msgs: Sequence[Msg]) -> None:
+    async def _apply_msgs(self, lane: Lane, msgs: Sequence[Msg]) -> None:
         """Decode like the consume loop; skip what the live worker dead-letters."""
         sub = lane.sub
-        own_decode = sub.decode
         run: list[Delivery[Any]] = []
         for msg in msgs:
             stream, seq, _ = ack_position(msg.reply)
-            try:
-                if own_decode is not None:
-                    event = own_decode(msg.data)
-                else:
-                    event = decode(msg.data)
-                    if sub.accepts and not isinstance(event.data, sub.accepts):
-                        raise EventRejected(event.id, "type not accepted")
-            except (DecodeError, EventRejected):
-                self._report.invalid += 1
-                continue
-            run.append(Delivery(event, msg.subject, stream, seq, 1, msg))
+            event = self._decoded(sub, msg.data)
+            if event is not None:
+                run.append(Delivery(event, msg.subject, stream, seq, 1, msg))
         await self._apply(sub, run)
         last = msgs[-1]
         lane.position = ack_position(last.reply)[1]
@@ -295,47 +386,3 @@ class ReplayEngine:
                 self._report.rejected += 1
                 log.info("replay_event_rejected", seq=remaining[idx].stream_seq, reason=rej.reason)
                 remaining = remaining[idx + 1 :]
-
-
-class _Lane:
-    """One subscription's ordered consumer: its queue, position and what is left."""
-
-    def __init__(self, sub: Subscription, subject: str) -> None:
-        self.sub = sub
-        self.stream = sub.stream
-        self.subject = subject
-        self.queue: asyncio.Queue[Msg] = asyncio.Queue(_QUEUE_MAX)
-        self.pending = 0
-        self.position = 0
-        self.held: Msg | None = None
-
-    @property
-    def busy(self) -> bool:
-        """Whether the lane has messages left to apply."""
-        return self.pending > 0 or self.held is not None or not self.queue.empty()
-
-    async def next(self, wait_s: float) -> Msg:
-        """The held-back message, else the next delivered one (TimeoutError after ``wait_s``)."""
-        if self.held is not None:
-            msg, self.held = self.held, None
-            return msg
-        return await asyncio.wait_for(self.queue.get(), wait_s)
-
-
-class _LaneCatchUp:
-    """The engine's ``CatchUp``: one stream by sequence, or each stream by name."""
-
-    def __init__(self, engine: ReplayEngine) -> None:
-        self._engine = engine
-
-    async def __call__(self, seq: int) -> int:
-        lanes = self._engine._lanes
-        if len(lanes) != 1:
-            raise TypeError("catch_up(seq) needs a single stream: use catch_up.streams()")
-        return await self._engine._catch_up(lanes[0], seq)
-
-    async def streams(self, positions: Mapping[str, int]) -> dict[str, int]:
-        reached: dict[str, int] = {}
-        for lane in self._engine._lanes:
-            reached[lane.stream] = await self._engine._catch_up(lane, positions.get(lane.stream, 0))
-        return reached

@@ -24,6 +24,12 @@ async def resolve_sources(
     sequence or a partition would not name one place in all of its streams.
     """
     subs = list(target.subscriptions())
+    if plan.from_archive and plan.partial:
+        raise ReplayRefused(
+            "--from-archive rebuilds from the first event; --since, --from-seq and --partition "
+            "start later",
+            fix="pass --from-archive alone",
+        )
     if len(subs) > 1 and (plan.from_seq is not None or plan.partition is not None):
         raise ReplayRefused(
             f"{target.description} is built from {len(subs)} streams; --from-seq and "
@@ -83,12 +89,13 @@ async def _resolve_one(
             f"a partial rebuild of {target.description} would be wrong: {refusal}",
             fix="replay everything with --all",
         )
-    # A target may carry a stream's history past retention over from live (e.g. candles).
+    # A target may carry a stream's history past retention over from live (e.g. candles);
+    # with the archive, the archive checks decide (``archive.archive_start``).
     carried = sub.stream in getattr(target, "keeps_history_of", frozenset())
-    if refusal is not None and first > 1 and not carried:
+    if refusal is not None and first > 1 and not carried and not plan.from_archive:
         raise ReplayRefused(
             f"stream {sub.stream} no longer holds sequences 1..{first - 1} (retention), "
             f"and {target.description} needs every event: {refusal}",
-            fix="restore the stream from a backup before rebuilding",
+            fix="rebuild from the stream archive too: add --from-archive",
         )
     return sub, subject

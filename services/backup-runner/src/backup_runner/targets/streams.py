@@ -17,22 +17,27 @@ import hashlib
 import itertools
 import json
 import re
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-import nats.errors
 import zstandard
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
 from backup_runner.manifest import Manifest, ManifestObject, list_manifests
 from backup_runner.objects import ObjectStore
 from backup_runner.targets import TargetResult
+from fleet_runtime.binding import ack_position
 from fleet_runtime.errors import StoreUnavailable
+from fleet_runtime.pull import PullSource
 
 STREAMS_PREFIX = "streams/"
 _DIGITS = 20
 _SEGMENT = re.compile(r"/(\d+)-(\d+)\.jsonl\.zst$")
-_FETCH = 500
+_FETCH = 1000
 
 
 def segment_key(stream: str, first: int, last: int) -> str:
@@ -59,24 +64,36 @@ def chain_gaps(stream: str, ranges: list[tuple[int, int]]) -> list[str]:
     return gaps
 
 
-def _line(msg: Any) -> bytes:
-    meta = msg.metadata
+def _line(msg: Msg, seq: int) -> bytes:
+    # The stored time is the ack subject's nanosecond stamp (the token before the last),
+    # as nats-py's ``msg.metadata`` reads it, without parsing every other token.
+    stamp = int(msg.reply.rsplit(".", 2)[-2])
     record = {
-        "seq": meta.sequence.stream,
+        "seq": seq,
         "subject": msg.subject,
-        "time": meta.timestamp.isoformat(),
+        "time": datetime.fromtimestamp(stamp / 1_000_000_000, UTC).isoformat(),
         "headers": dict(msg.headers or {}),
         "data_b64": base64.b64encode(msg.data).decode(),
     }
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode() + b"\n"
 
 
+def segment_records(raw: bytes) -> list[dict[str, Any]]:
+    """The message records of a segment (its plaintext), in the order written."""
+    text = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def record_data(record: dict[str, Any]) -> bytes:
+    """A record's payload, exactly as the stream held it."""
+    return base64.b64decode(record["data_b64"])
+
+
 def segment_problem(raw: bytes, first: int, last: int) -> str | None:
     """None when ``raw`` is a readable segment of the range ``first``..``last``: messages
     in order, none outside the range, the last one at ``last``."""
     try:
-        text = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
-        seqs = [json.loads(line)["seq"] for line in text.splitlines() if line]
+        seqs = [int(record["seq"]) for record in segment_records(raw)]
     except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
         return f"{type(exc).__name__}: {exc}"
     if not seqs or seqs[0] < first or seqs[-1] != last:
@@ -139,23 +156,36 @@ async def _archive_stream(
     archived = ranges[-1][1] if ranges else 0
     info = await js.stream_info(stream)
     last = info.state.last_seq
+    wanted = subjects or list(info.config.subjects or [])
     if last <= archived:
-        result.positions[f"stream.{stream}"] = {"archived_through": archived, "last_seq": last}
+        result.positions[f"stream.{stream}"] = {
+            "archived_through": archived,
+            "last_seq": last,
+            "subjects": wanted,
+        }
         return
     start = max(archived + 1, info.state.first_seq)
     if start > archived + 1:
         # Gone from the stream (retention, deletion) before they were archived.
         result.gaps.append(f"{stream} {archived + 1}-{start - 1} missing from the archive")
-    wanted = subjects or list(info.config.subjects or [])
-    config = ConsumerConfig(
-        ack_policy=AckPolicy.NONE,
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=start,
-        filter_subjects=wanted,
-        inactive_threshold=60.0,
-        mem_storage=True,
+    name = f"backup-archive-{uuid.uuid4().hex[:12]}"
+    await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            name=name,
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            filter_subjects=wanted,
+            inactive_threshold=60.0,
+            mem_storage=True,
+        ),
     )
-    sub = await js.pull_subscribe(wanted[0] if wanted else ">", stream=stream, config=config)
+    # Callback-driven pull (the runtime's PullSource): nats-py's fetch() hands over about
+    # one message per call when the reader keeps up, several times slower.
+    nc: NATS = js._nc  # the context's connection: PullSource drives it directly
+    source = PullSource(nc, stream, name, batch=_FETCH, inflight=2)
+    await source.start()
     # A segment covers a range of stream sequences, from the one after the previous
     # segment to its last message: with a subject filter (MARKET candles, not ticks) or
     # deleted messages the range holds fewer messages, and the chain still has no hole.
@@ -166,15 +196,15 @@ async def _archive_stream(
         while seq < last and not exhausted:
             lines: list[bytes] = []
             while seq < last and len(lines) < segment_max:
-                asked = min(_FETCH, segment_max - len(lines))
-                try:
-                    msgs = await sub.fetch(asked, timeout=5)
-                except nats.errors.TimeoutError:
-                    msgs = []
+                msgs = await source.take(segment_max - len(lines), 0.02, 5.0)
                 for msg in msgs:
-                    seq = msg.metadata.sequence.stream
-                    lines.append(_line(msg))
-                if len(msgs) < asked and not (await sub.consumer_info()).num_pending:
+                    _, seq, _ = ack_position(msg.reply)
+                    lines.append(_line(msg, seq))
+                # The ack subject's last token: messages of the filter after this one.
+                pending = int(msgs[-1].reply.rsplit(".", 1)[-1]) if msgs else None
+                if pending == 0 or (
+                    pending is None and not (await js.consumer_info(stream, name)).num_pending
+                ):
                     exhausted = True  # nothing more matches the filter up to now
                     break
             if not lines:
@@ -187,8 +217,13 @@ async def _archive_stream(
             )
             range_first = seq + 1
     finally:
-        await sub.unsubscribe()
-    result.positions[f"stream.{stream}"] = {"archived_through": seq, "last_seq": last}
+        await source.close()
+        await js.delete_consumer(stream, name)
+    result.positions[f"stream.{stream}"] = {
+        "archived_through": seq,
+        "last_seq": last,
+        "subjects": wanted,
+    }
 
 
 def manifest_coverage(manifests: list[Manifest]) -> dict[str, int]:
