@@ -35,6 +35,18 @@ class WorkerSettings(BaseSettings):
     nats_url: str = Field(
         "nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated."
     )
+    nats_creds: Path | None = Field(
+        None,
+        description="The worker's NATS nkey seed file (or .creds), or the directory "
+        "`fleet security generate` writes (the worker's own <name>.nk is used).",
+    )
+    nats_tls_ca: Path | None = Field(
+        None, description="CA certificate (PEM) to verify the NATS server's TLS certificate."
+    )
+    nats_tls_cert: Path | None = Field(
+        None, description="Client certificate (PEM) for NATS mutual TLS."
+    )
+    nats_tls_key: Path | None = Field(None, description="Private key (PEM) of NATS_TLS_CERT.")
     streams_file: Path = Field(
         Path("streams.yaml"), description="Path to the topology declaration."
     )

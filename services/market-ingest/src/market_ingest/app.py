@@ -47,7 +47,7 @@ async def run(
     metrics = metrics or MarketIngestMetrics()
     redis = open_redis(settings)
     # `serve` keeps its NATS connection to itself: candles go out on a second one.
-    nc = await worker_nats(settings, f"{DURABLE}-candles")
+    nc = await worker_nats(settings, f"{DURABLE}-candles", user=DURABLE)
     try:
         store = RedisMarketStore(redis, rules_of(settings), metrics=metrics)
         handler = TickHandler(store, EventPublisher(nc.jetstream()), metrics)

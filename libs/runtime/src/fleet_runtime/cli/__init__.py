@@ -15,6 +15,7 @@ from fleet_runtime.cli import (
     doctor_cmd,
     publish_cmd,
     replay_cmd,
+    security_cmd,
     status_cmd,
     topology_cmd,
     worker_cmd,
@@ -40,6 +41,7 @@ app.command("publish")(publish_cmd.publish)
 app.command("backup", context_settings=backup_cmd.CONTEXT)(backup_cmd.backup)
 app.add_typer(deploy_cmd.app, name="deploy")
 app.command("doctor")(doctor_cmd.doctor)
+app.add_typer(security_cmd.app, name="security")
 
 
 def main() -> None:
