@@ -53,7 +53,10 @@ _CALLBACKS: weakref.WeakKeyDictionary[NATS, _Callbacks] = weakref.WeakKeyDiction
 
 
 def denied_permission(exc: BaseException) -> str | None:
-    """``"publish to SUBJECT"`` when ``exc`` is the server's permissions violation, else None."""
+    """``"publish to SUBJECT"`` when ``exc`` is the server's permissions violation, else None.
+
+    nats-py hands the server's error text over lowercased, so the subject is lowercase.
+    """
     found = _DENIED.search(str(exc))
     if found is None:
         return None
@@ -107,7 +110,7 @@ class _Callbacks:
                 **self.server.fields(),
                 user=self.auth.user if self.auth else None,
                 permission=denied,
-                setting=self.auth.setting if self.auth else None,
+                creds_setting=self.auth.setting if self.auth else None,
                 fix=permission_fix(self.auth),
             )
             return
