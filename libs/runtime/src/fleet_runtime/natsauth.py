@@ -10,6 +10,7 @@ inbox (``_INBOX.<user>``), the only one its permissions let it read.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,16 @@ class NatsAuth:
 
     @property
     def anonymous(self) -> bool:
-        """Whether no credentials are presented."""
-        return "nkeys_seed" not in self.options and "user_credentials" not in self.options
+        """Whether no credentials are presented (no seed, no .creds, no client certificate)."""
+        return not self.setting.endswith("TLS_CERT") and not (
+            {"nkeys_seed", "user_credentials"} & set(self.options)
+        )
 
 
 def credentials_options(creds: Path | None, user: str, setting: str) -> dict[str, Any]:
     """``nkeys_seed``/``user_credentials`` and the inbox prefix for ``user`` from ``creds``."""
     if creds is None:
-        return {}
+        return {"inbox_prefix": inbox_prefix(user)}
     path = seed_file(creds, user) if creds.is_dir() else creds
     if not path.is_file():
         where = f"the directory {creds} has no {path.name}" if creds.is_dir() else f"{path}"
@@ -84,6 +87,9 @@ def nats_auth(settings: BaseSettings, user: str) -> NatsAuth:
     """The connect options of ``settings`` (its ``nats_creds`` and ``nats_tls_*``) for ``user``."""
     cls = type(settings)
     setting = variable_in_use(cls, "nats_creds")
+    if getattr(settings, "nats_creds", None) is None and getattr(settings, "nats_tls_cert", None):
+        # Mutual TLS with verify_and_map: the certificate is the credential.
+        setting = variable_in_use(cls, "nats_tls_cert")
     options = credentials_options(getattr(settings, "nats_creds", None), user, setting)
     ca, cert, key = (getattr(settings, f"nats_tls_{n}", None) for n in ("ca", "cert", "key"))
     if ca is not None or cert is not None:
@@ -102,6 +108,16 @@ class CliNatsSettings(BaseSettings):
     nats_tls_ca: Path | None = None
     nats_tls_cert: Path | None = None
     nats_tls_key: Path | None = None
+
+
+def env_auth(env: Mapping[str, str], user: str) -> NatsAuth:
+    """The credentials of ``user`` from ``FLEET_NATS_CREDS``/``FLEET_NATS_TLS_*`` in ``env``."""
+    values = {
+        name: env[f"FLEET_{name.upper()}"]
+        for name in CliNatsSettings.model_fields
+        if env.get(f"FLEET_{name.upper()}")
+    }
+    return nats_auth(CliNatsSettings(**values), user)
 
 
 def cli_auth(user: str) -> NatsAuth:

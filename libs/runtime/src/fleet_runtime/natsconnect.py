@@ -74,6 +74,11 @@ def permission_fix(auth: NatsAuth | None) -> str:
     """What to change when NATS refuses a permission to ``auth``'s user."""
     if auth is None or auth.anonymous:
         return "set the client's NATS_CREDS to its own seed from `fleet security generate`"
+    if auth.setting.endswith("TLS_CERT"):
+        return (
+            f"set {auth.setting} to {auth.user}'s own client certificate (subject "
+            f"CN={auth.user}), or regenerate the server's users (`fleet security generate --tls-map`)"
+        )
     return (
         f"set {auth.setting} to {auth.user}'s own seed file from `fleet security generate` "
         "(generate again after a streams.yaml change)"

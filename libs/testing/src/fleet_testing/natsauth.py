@@ -29,8 +29,8 @@ AUTH_VAR = "FLEET_NATS_AUTH"
 CREDS_VAR = "FLEET_NATS_CREDS"
 HARNESS_USER = "harness"
 # Partition durables granted beyond streams.yaml's own: tests and the benchmark partition
-# streams up to this many ways.
-MAX_PARTITIONS = 4
+# streams up to this many ways (the benchmark: one partition per CPU).
+MAX_PARTITIONS = 16
 
 
 def auth_wanted(environ: Mapping[str, str]) -> bool:

@@ -43,6 +43,14 @@ def generate(
             "can be partitioned without new credentials.",
         ),
     ] = 0,
+    tls_map: Annotated[
+        bool,
+        typer.Option(
+            "--tls-map",
+            help="Name users by client certificate (subject CN=<user>) for mutual TLS with "
+            "verify_and_map, instead of nkeys.",
+        ),
+    ] = False,
 ) -> None:
     """Write <user>.nk seeds (mode 0600, never printed) and the server's nats-auth.conf."""
     made = generate_users(
@@ -51,10 +59,13 @@ def generate(
         only=worker,
         rotate=rotate or (),
         max_partitions=max_partitions,
+        certificates=tls_map,
     )
-    typer.echo(f"wrote {made.config} ({len(made.grants)} users); seeds (0600):")
+    kept = "seeds (0600)" if made.seeds else "client certificate subjects"
+    typer.echo(f"wrote {made.config} ({len(made.grants)} users); {kept}:")
     for grant in made.grants:
-        typer.echo(f"  {grant.user:<22} {made.seeds[grant.user]}  {grant.summary}")
+        where = made.seeds.get(grant.user) or f"CN={grant.user}"
+        typer.echo(f"  {grant.user:<22} {where}  {grant.summary}")
     typer.echo(
         f'include it from nats-server\'s config (include "{made.config.name}") and give '
         "each worker its seed file in <PREFIX>_NATS_CREDS (docs/security.md)"

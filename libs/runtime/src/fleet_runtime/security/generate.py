@@ -35,8 +35,13 @@ def generate(
     rotate: Iterable[str] = (),
     max_partitions: int = 0,
     anonymous: tuple[str, str] | None = None,
+    certificates: bool = False,
 ) -> Generated:
-    """Write ``<user>.nk`` seeds (kept when present) and ``nats-auth.conf`` into ``out_dir``."""
+    """Write ``<user>.nk`` seeds (kept when present) and ``nats-auth.conf`` into ``out_dir``.
+
+    ``certificates`` names the users by client certificate (``CN=<user>``, for mTLS with
+    ``verify_and_map``) instead of nkeys; no seed is written then.
+    """
     if topology is None:
         if streams_file is None:
             raise ConfigError("no topology given", fix="pass --streams streams.yaml")
@@ -57,7 +62,7 @@ def generate(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         out_dir.chmod(0o700)
-        keys = ensure_seeds(out_dir, names, rotate=rotate)
+        keys = None if certificates else ensure_seeds(out_dir, names, rotate=rotate)
         config = out_dir / AUTH_FILE
         write_private(
             config,
@@ -68,4 +73,5 @@ def generate(
             f"cannot write the NATS credentials into {out_dir}: {exc.strerror or exc}",
             fix="pick a directory you can write (--out)",
         ) from None
-    return Generated(config, grants, {u: seed_file(out_dir, u) for u in names})
+    seeds = {} if certificates else {u: seed_file(out_dir, u) for u in names}
+    return Generated(config, grants, seeds)

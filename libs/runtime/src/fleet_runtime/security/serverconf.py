@@ -19,8 +19,18 @@ def _list(subjects: Sequence[str]) -> str:
     return "[" + ", ".join(json.dumps(s) for s in subjects) + "]"
 
 
-def _user(grant: Grant, key: str) -> str:
-    lines = [f"    # {grant.user}: {grant.summary}", f"    {{ nkey: {json.dumps(key)}"]
+def certificate_user(user: str) -> str:
+    """The user name nats-server maps a client certificate with subject ``CN=<user>`` to."""
+    return f"CN={user}"
+
+
+def _user(grant: Grant, key: str | None) -> str:
+    identity = (
+        f"nkey: {json.dumps(key)}"
+        if key is not None
+        else f"user: {json.dumps(certificate_user(grant.user))}"
+    )
+    lines = [f"    # {grant.user}: {grant.summary}", f"    {{ {identity}"]
     if not grant.unrestricted:
         lines[-1] += ", permissions: {"
         if grant.publish is not None:
@@ -34,7 +44,7 @@ def _user(grant: Grant, key: str) -> str:
 
 def authorization_block(
     grants: Sequence[Grant],
-    keys: Mapping[str, str],
+    keys: Mapping[str, str] | None,
     *,
     name: str = "nats-auth.conf",
     anonymous: tuple[str, str] | None = None,
@@ -43,9 +53,11 @@ def authorization_block(
 
     ``anonymous=(user, password)`` adds a password user with every permission that
     clients presenting no credentials are mapped to (``no_auth_user``): for test
-    harnesses only, never for a deployment.
+    harnesses only, never for a deployment. ``keys=None`` names each user by the
+    subject of its client certificate instead (``CN=<user>``), for mutual TLS with
+    ``verify_and_map`` in the server's ``tls`` block.
     """
-    users = [_user(g, keys[g.user]) for g in grants]
+    users = [_user(g, keys[g.user] if keys is not None else None) for g in grants]
     text = HEADER.format(name=name) + "authorization {\n  users = [\n"
     if anonymous is not None:
         user, password = anonymous
