@@ -21,7 +21,7 @@ ACCESS, SECRET = "backup-runner-key", "backup-runner-secret-0123456789"
 def seaweed(tmp_path: Path) -> Iterator[SeaweedS3Server]:
     try:
         find_weed()
-    except Exception as exc:  # noqa: BLE001 - any reason the binary is missing
+    except Exception as exc:
         pytest.skip(f"SeaweedFS (weed) is needed to enforce per-bucket identities: {exc}")
     identity = seaweed_identity("backup-runner", ACCESS, SECRET, "fleet-backups", "prod")
     server = SeaweedS3Server(tmp_path / "s3", identities=[identity])
@@ -58,8 +58,8 @@ def test_backup_identity_writes_only_under_its_prefix(seaweed: SeaweedS3Server) 
         with pytest.raises(S3Error) as refused:
             _put(runner, bucket, key)
         assert refused.value.code == "AccessDenied", refused.value
+    admin.put_object("other-bucket", "secret.txt", io.BytesIO(b"x"), 1)
     with pytest.raises(S3Error) as refused_read:
-        admin.put_object("other-bucket", "secret.txt", io.BytesIO(b"x"), 1)
         runner.get_object("other-bucket", "secret.txt")
     assert refused_read.value.code == "AccessDenied"
     assert sorted(o.object_name for o in admin.list_objects("fleet-backups", recursive=True)) == [
@@ -73,4 +73,6 @@ def test_iam_policy_scopes_objects_and_listing_to_the_prefix() -> None:
     assert objects["Resource"] == ["arn:aws:s3:::fleet-backups/prod/*"]
     assert "s3:DeleteObject" in objects["Action"]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["prod/*"]}}
-    assert iam_policy("fleet-backups")["Statement"][0]["Resource"] == ["arn:aws:s3:::fleet-backups/*"]
+    assert iam_policy("fleet-backups")["Statement"][0]["Resource"] == [
+        "arn:aws:s3:::fleet-backups/*"
+    ]

@@ -69,7 +69,9 @@ def credentials_options(creds: Path | None, user: str, setting: str) -> dict[str
     return options
 
 
-def tls_context(ca: Path | None, cert: Path | None, key: Path | None, setting: str) -> ssl.SSLContext:
+def tls_context(
+    ca: Path | None, cert: Path | None, key: Path | None, setting: str
+) -> ssl.SSLContext:
     """A client TLS context trusting ``ca`` (else the system's), presenting ``cert`` if given."""
     try:
         context = ssl.create_default_context(cafile=str(ca) if ca else None)
@@ -98,7 +100,7 @@ def nats_auth(settings: BaseSettings, user: str) -> NatsAuth:
 
 
 class CliNatsSettings(BaseSettings):
-    """The `fleet` commands' NATS credentials and TLS: ``FLEET_NATS_CREDS``, ``FLEET_NATS_TLS_*``."""
+    """`fleet` commands' NATS credentials and TLS (``FLEET_NATS_CREDS``, ``FLEET_NATS_TLS_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="FLEET_", extra="ignore", frozen=True)
 
@@ -112,7 +114,7 @@ class CliNatsSettings(BaseSettings):
 
 def env_auth(env: Mapping[str, str], user: str) -> NatsAuth:
     """The credentials of ``user`` from ``FLEET_NATS_CREDS``/``FLEET_NATS_TLS_*`` in ``env``."""
-    values = {
+    values: dict[str, Any] = {
         name: env[f"FLEET_{name.upper()}"]
         for name in CliNatsSettings.model_fields
         if env.get(f"FLEET_{name.upper()}")

@@ -77,7 +77,8 @@ def permission_fix(auth: NatsAuth | None) -> str:
     if auth.setting.endswith("TLS_CERT"):
         return (
             f"set {auth.setting} to {auth.user}'s own client certificate (subject "
-            f"CN={auth.user}), or regenerate the server's users (`fleet security generate --tls-map`)"
+            f"CN={auth.user}), or regenerate the server's users "
+            "(`fleet security generate --tls-map`)"
         )
     return (
         f"set {auth.setting} to {auth.user}'s own seed file from `fleet security generate` "

@@ -13,7 +13,13 @@ from fleet_runtime.security.grants import Grant, fleet_grants
 from fleet_runtime.topology import load_topology
 from fleet_runtime.workers import discover_workers
 
-WORKERS = ["analytics-projector", "backup-runner", "bot-lifecycle", "market-ingest", "trade-recorder"]
+WORKERS = [
+    "analytics-projector",
+    "backup-runner",
+    "bot-lifecycle",
+    "market-ingest",
+    "trade-recorder",
+]
 
 
 def _grants(max_partitions: int = 0) -> dict[str, Grant]:
@@ -73,7 +79,8 @@ def test_bad_input_is_one_line(
     assert run.code == 2
     lines = run.err.strip().splitlines()
     assert lines[0].startswith(message), run.err
-    assert len(lines) <= 2 and (len(lines) == 1 or lines[1].startswith("fix: "))
+    assert len(lines) <= 2
+    assert len(lines) == 1 or lines[1].startswith("fix: ")
     assert "Traceback" not in run.err
 
 
@@ -82,21 +89,24 @@ def test_unreadable_streams_file_is_one_line(fleet_cli: FleetRunner, tmp_path: P
     streams.write_text("streams: [")
     run = fleet_cli("security", "generate", "-o", str(tmp_path / "c"), "-f", str(streams))
     assert run.code == 2
-    assert run.err.startswith("error: ") and "Traceback" not in run.err
+    assert run.err.startswith("error: ")
+    assert "Traceback" not in run.err
 
 
 def test_each_worker_is_granted_its_own_durables_only() -> None:
     grants = _grants()
     for name in WORKERS:
         grant = grants[name]
-        assert grant.publish is not None and grant.subscribe == (f"_INBOX.{name}.>",)
+        assert grant.publish is not None
+        assert grant.subscribe == (f"_INBOX.{name}.>",)
         own = {d for _, d in grant.durables}
         assert own == {name}
         for subject in grant.publish:
             if subject.startswith(("$JS.API.CONSUMER.MSG.NEXT.", "$JS.ACK.")):
                 assert subject.split(".")[6 if subject.startswith("$JS.API") else 3] == name
             assert "DELETE" not in subject or subject.endswith(".EXHAUSTED")
-            assert "PURGE" not in subject and "STREAM.CREATE" not in subject
+            assert "PURGE" not in subject
+            assert "STREAM.CREATE" not in subject
             assert "DURABLE" not in subject
         assert f"dlq.{name}.>" in grant.publish
 
@@ -115,7 +125,8 @@ def test_outputs_are_granted_from_the_worker_specs() -> None:
 def test_publisher_cannot_consume_and_admin_is_unrestricted() -> None:
     grants = _grants()
     publisher = grants["publisher"].publish or ()
-    assert "trade.executed.*" in publisher and "market.tick.*" in publisher
+    assert "trade.executed.*" in publisher
+    assert "market.tick.*" in publisher
     assert not [s for s in publisher if "CONSUMER" in s or s.startswith("$JS.ACK")]
     assert grants["publisher"].subscribe == ("_INBOX.publisher.>",)
     assert grants["admin"].unrestricted
@@ -123,4 +134,8 @@ def test_publisher_cannot_consume_and_admin_is_unrestricted() -> None:
 
 def test_max_partitions_grants_partition_durables() -> None:
     grant = _grants(max_partitions=2)["trade-recorder"]
-    assert {d for _, d in grant.durables} == {"trade-recorder", "trade-recorder-p0", "trade-recorder-p1"}
+    assert {d for _, d in grant.durables} == {
+        "trade-recorder",
+        "trade-recorder-p0",
+        "trade-recorder-p1",
+    }

@@ -95,9 +95,7 @@ async def _publish_refused(client: Client, subject: str) -> None:
 
 
 @pytest.mark.parametrize("worker", sorted(WORKERS))
-async def test_worker_pulls_and_acks_its_own_durable(
-    secured_nats: NatsServer, worker: str
-) -> None:
+async def test_worker_pulls_and_acks_its_own_durable(secured_nats: NatsServer, worker: str) -> None:
     stream, subject = WORKERS[worker]
     async with connected(secured_nats, "publisher") as pub:
         await pub.nc.jetstream().publish(subject, b"{}", headers={"Nats-Msg-Id": f"own-{worker}"})
@@ -141,9 +139,7 @@ async def test_worker_cannot_publish_to_another_streams_subjects(
 
 
 @pytest.mark.parametrize("worker", sorted(WORKERS))
-async def test_worker_cannot_delete_purge_or_create(
-    secured_nats: NatsServer, worker: str
-) -> None:
+async def test_worker_cannot_delete_purge_or_create(secured_nats: NatsServer, worker: str) -> None:
     stream, _ = WORKERS[worker]
     async with connected(secured_nats, worker) as me:
         for subject in (
@@ -190,15 +186,13 @@ async def test_publisher_publishes_but_cannot_consume(secured_nats: NatsServer) 
             await _publish_refused(pub, f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}")
         await _request_refused(pub, "$JS.API.CONSUMER.CREATE.TRADES", b"{}")
         await _publish_refused(pub, "market.candle.1m.BTCUSDT")
-        with pytest.raises(nats.errors.Error):
-            await pub.nc.subscribe("trade.>")
-            await pub.nc.flush()
-            await pub.refused("subscribe to trade.>")
-            raise nats.errors.Error("refused")
+        await pub.nc.subscribe("trade.>")
+        await pub.nc.flush()
+        await pub.refused("subscribe to trade.>")
 
 
 async def test_a_client_without_credentials_is_refused(secured_nats: NatsServer) -> None:
-    with pytest.raises(Exception, match="(?i)authorization"):
+    with pytest.raises(Exception, match=r"(?i)authorization"):
         await asyncio.wait_for(
             nats.connect(secured_nats.url, allow_reconnect=False, max_reconnect_attempts=0), 10
         )

@@ -12,16 +12,15 @@ import pytest
 from nats.aio.client import Client as NATS
 from runtime_testkit.cli import REPO
 
-from fleet_runtime.natsconnect import connect_nats, denied_permission
 from fleet_runtime.natsauth import nats_auth
+from fleet_runtime.natsconnect import connect_nats, denied_permission
+from fleet_runtime.security.generate import generate
 from fleet_runtime.settings import WorkerSettings
 from fleet_runtime.topology import apply, load_topology
 from fleet_testing import NatsServer
 from fleet_testing.natsauth import NatsAuthSetup, make_auth
 from fleet_testing.tlscerts import TestCA
 from fleet_testing.waiting import wait_until
-
-from fleet_runtime.security.generate import generate
 
 
 @contextlib.contextmanager
@@ -62,7 +61,7 @@ async def test_tls_with_the_ca_from_the_settings(tmp_path: Path) -> None:
         finally:
             await nc.close()
         # Without the CA the server's certificate is not trusted.
-        with pytest.raises(Exception, match="(?i)certificate"):
+        with pytest.raises(Exception, match=r"(?i)certificate"):
             await nats.connect(
                 server.url,
                 allow_reconnect=False,
@@ -90,7 +89,10 @@ async def test_mutual_tls_maps_the_client_certificate_to_its_user(tmp_path: Path
         def as_user(user: str) -> WorkerSettings:
             client = ca.client(user)
             return _settings(
-                server.url, nats_tls_ca=ca.ca_file, nats_tls_cert=client.cert, nats_tls_key=client.key
+                server.url,
+                nats_tls_ca=ca.ca_file,
+                nats_tls_cert=client.cert,
+                nats_tls_key=client.key,
             )
 
         nc = await connect_nats(server.url, "admin", auth=nats_auth(as_user("admin"), "admin"))
@@ -100,7 +102,8 @@ async def test_mutual_tls_maps_the_client_certificate_to_its_user(tmp_path: Path
             await nc.close()
         denied: list[str] = []
         recorder = nats_auth(as_user("trade-recorder"), "trade-recorder")
-        assert recorder.setting == "NATS_TLS_CERT" and not recorder.anonymous
+        assert recorder.setting == "NATS_TLS_CERT"
+        assert not recorder.anonymous
 
         async def on_error(exc: Exception) -> None:
             found = denied_permission(exc)

@@ -20,7 +20,10 @@ def generate(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", help="Directory for the seed files and nats-auth.conf.", show_default=True
+            "--out",
+            "-o",
+            help="Directory for the seed files and nats-auth.conf.",
+            show_default=True,
         ),
     ] = Path(".fleet/nats-auth"),
     streams: Annotated[

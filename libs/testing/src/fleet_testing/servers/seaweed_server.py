@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from fleet_testing.probes import free_port
 from fleet_testing.servers.s3_server import S3Server, find_weed
