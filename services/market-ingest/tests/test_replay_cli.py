@@ -22,6 +22,7 @@ async def test_dry_run_lock_and_repair_through_the_cli(isolated_fleet: Fleet) ->
     settings = settings_for(isolated_fleet)
     env = {
         **os.environ,
+        **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "MARKET_INGEST_NATS_URL": isolated_fleet.nats.url,
         "MARKET_INGEST_REDIS_URL": isolated_fleet.redis.url,
         "MARKET_INGEST_CANDLES_KEPT": str(KEPT),

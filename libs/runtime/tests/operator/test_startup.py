@@ -194,6 +194,7 @@ async def test_a_missing_migration_names_the_migrate_command(
 ) -> None:
     await _apply_topology(isolated_fleet.nats.url)
     env = _env(
+        **isolated_fleet.nats.env(),
         TRADE_RECORDER_NATS_URL=isolated_fleet.nats.url,
         TRADE_RECORDER_STREAMS_FILE=str(REPO / "streams.yaml"),
         TRADE_RECORDER_POSTGRES_DSN=postgres_database,
@@ -225,7 +226,7 @@ async def test_redis_refusing_the_password_stops_at_once(
 
         await wait_until(listening, 10, "redis-server listening")
         env = _env(
-            FLEET_NATS_URL=isolated_fleet.nats.url,
+            **isolated_fleet.nats.env(),
             MARKET_INGEST_STREAMS_FILE=str(REPO / "streams.yaml"),
             MARKET_INGEST_REDIS_URL=f"redis://:wrong@127.0.0.1:{port}/0",
             MARKET_INGEST_LOG_FORMAT="json",
@@ -243,7 +244,7 @@ async def test_redis_refusing_the_password_stops_at_once(
 
 async def test_a_topology_not_applied_names_the_apply_command(isolated_fleet: Fleet) -> None:
     env = _env(
-        FLEET_NATS_URL=isolated_fleet.nats.url,
+        **isolated_fleet.nats.env(),
         FLEET_REDIS_URL=isolated_fleet.redis.url,
         MARKET_INGEST_STREAMS_FILE=str(REPO / "streams.yaml"),
         MARKET_INGEST_LOG_FORMAT="json",

@@ -6,8 +6,9 @@ process connects as its own user (``FLEET_NATS_CREDS`` is the seed directory: a 
 picks ``<its name>.nk``) and a missing permission fails the test that needs it.
 
 For tests only, a client that presents no credentials is mapped to a ``harness`` user
-with every permission (``no_auth_user``): test code that creates streams and publishes
-fixtures needs no keys, while every worker, the CLI and the publisher present their own.
+(``no_auth_user``) that may do everything but pull from a worker's durable: test code
+that creates streams and publishes fixtures needs no keys, while a worker process that
+forgot its own seed fails instead of passing as the harness.
 `fleet dev up` runs without that user. ``FLEET_NATS_AUTH=off`` turns auth off.
 """
 

@@ -61,9 +61,15 @@ def authorization_block(
     text = HEADER.format(name=name) + "authorization {\n  users = [\n"
     if anonymous is not None:
         user, password = anonymous
+        # It may do everything but pull from a worker's durable: a worker process that
+        # forgot its own credentials fails its test instead of passing as the harness.
+        pulls = [
+            s for g in grants for s in g.publish or () if s.startswith("$JS.API.CONSUMER.MSG.NEXT.")
+        ]
         users.append(
             "    # test harness only: a client without credentials is this user\n"
-            f"    {{ user: {json.dumps(user)}, password: {json.dumps(password)} }}"
+            f"    {{ user: {json.dumps(user)}, password: {json.dumps(password)}, "
+            f"permissions: {{ publish: {{ deny: {_list(pulls)} }} }} }}"
         )
     text += "\n".join(users) + "\n  ]\n}\n"
     if anonymous is not None:

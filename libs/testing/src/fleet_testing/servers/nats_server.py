@@ -82,6 +82,11 @@ class NatsServer(Server):
             found.update(self.auth.env())
         return found
 
+    @property
+    def creds_dir(self) -> Path | None:
+        """The generated users' seed directory (a worker's ``NATS_CREDS``), None without auth."""
+        return self.auth.directory if self.auth is not None and self.managed else None
+
     def client_options(self, user: str = "admin") -> dict[str, Any]:
         """nats-py connect options of ``user`` (none without auth): ``nats.connect(url, **o)``."""
         return self.auth.client_options(user) if self.auth is not None and self.managed else {}
