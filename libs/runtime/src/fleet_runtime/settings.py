@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,6 +81,12 @@ class WorkerSettings(BaseSettings):
         description="Allocations between young garbage collections once the worker is ready "
         "(0: CPython's default, 700); start-up objects are frozen out of collection either way.",
     )
+
+    @field_validator("nats_creds", "nats_tls_ca", "nats_tls_cert", "nats_tls_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty variable (`FLEET_NATS_CREDS=`) means none, not the current directory.
+        return None if value == "" else value
 
     @classmethod
     def settings_customise_sources(
