@@ -9,7 +9,7 @@ import pytest
 from runtime_testkit.cli import REPO, FleetRunner
 
 from fleet_runtime.security.credentials import public_key, read_seed
-from fleet_runtime.security.grants import Grant, fleet_grants
+from fleet_runtime.security.grants import Grant, fleet_grants, reader_consumer
 from fleet_runtime.topology import load_topology
 from fleet_runtime.workers import discover_workers
 
@@ -101,10 +101,13 @@ def test_each_worker_is_granted_its_own_durables_only() -> None:
         assert grant.subscribe == (f"_INBOX.{name}.>",)
         own = {d for _, d in grant.durables}
         assert own == {name}
+        reader = reader_consumer(name)
         for subject in grant.publish:
             if subject.startswith(("$JS.API.CONSUMER.MSG.NEXT.", "$JS.ACK.")):
-                assert subject.split(".")[6 if subject.startswith("$JS.API") else 3] == name
-            assert "DELETE" not in subject or subject.endswith(".EXHAUSTED")
+                consumer = subject.split(".")[6 if subject.startswith("$JS.API") else 3]
+                assert consumer in {name, reader}
+            if "DELETE" in subject:
+                assert subject.endswith((".EXHAUSTED", f".{reader}"))
             assert "PURGE" not in subject
             assert "STREAM.CREATE" not in subject
             assert "DURABLE" not in subject

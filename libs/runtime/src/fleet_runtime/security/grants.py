@@ -50,9 +50,17 @@ class Grant:
         return self.publish is None and self.subscribe is None
 
 
-def _stream_reader(stream: str) -> list[str]:
-    # Read-only stream APIs, and name-less (ephemeral) consumer creation: that subject
-    # cannot name, and so cannot change, anyone's durable.
+def reader_consumer(worker: str) -> str:
+    """The one named short-lived consumer a worker may create, pull and delete on each
+    stream it reads (backup-runner's archive pulls through it)."""
+    return f"{worker}-reader"
+
+
+def _stream_reader(stream: str, worker: str) -> list[str]:
+    # Read-only stream APIs; name-less (ephemeral, ordered) consumers for replays, which
+    # that subject cannot use to name, and so change, anyone's durable; their info and
+    # flow control; and the worker's own named reader consumer.
+    reader = reader_consumer(worker)
     return [
         f"{API}.STREAM.INFO.{stream}",
         f"{API}.STREAM.MSG.GET.{stream}",
@@ -60,7 +68,14 @@ def _stream_reader(stream: str) -> list[str]:
         f"{API}.DIRECT.GET.{stream}.>",
         f"{API}.CONSUMER.LIST.{stream}",
         f"{API}.CONSUMER.NAMES.{stream}",
+        f"{API}.CONSUMER.INFO.{stream}.*",
         f"{API}.CONSUMER.CREATE.{stream}",
+        f"$JS.FC.{stream}.>",
+        f"{API}.CONSUMER.CREATE.{stream}.{reader}",
+        f"{API}.CONSUMER.CREATE.{stream}.{reader}.>",
+        f"{API}.CONSUMER.MSG.NEXT.{stream}.{reader}",
+        f"{API}.CONSUMER.DELETE.{stream}.{reader}",
+        f"$JS.ACK.{stream}.{reader}.>",
     ]
 
 
@@ -116,7 +131,7 @@ def worker_grant(
                 f"(streams: {', '.join(topology.streams)})",
             )
     for stream in dict.fromkeys([*streams, *extra]):
-        publish += _stream_reader(stream)
+        publish += _stream_reader(stream, name)
     if durables:
         # Events the server gave up on after a crash loop: the worker moves its own
         # advisories from EXHAUSTED to the DLQ and deletes them (fleet_runtime.exhausted).

@@ -63,9 +63,7 @@ def authorization_block(
         user, password = anonymous
         # It may do everything but pull from a worker's durable: a worker process that
         # forgot its own credentials fails its test instead of passing as the harness.
-        pulls = [
-            s for g in grants for s in g.publish or () if s.startswith("$JS.API.CONSUMER.MSG.NEXT.")
-        ]
+        pulls = [f"$JS.API.CONSUMER.MSG.NEXT.{s}.{d}" for g in grants for s, d in g.durables]
         users.append(
             "    # test harness only: a client without credentials is this user\n"
             f"    {{ user: {json.dumps(user)}, password: {json.dumps(password)}, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -20,6 +21,7 @@ import re
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 import zstandard
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
@@ -28,6 +30,7 @@ from backup_runner.manifest import Manifest, ManifestObject, list_manifests
 from backup_runner.objects import ObjectStore
 from backup_runner.targets import TargetResult
 from fleet_runtime.errors import StoreUnavailable
+from fleet_runtime.security.grants import reader_consumer
 
 STREAMS_PREFIX = "streams/"
 _DIGITS = 20
@@ -147,7 +150,11 @@ async def _archive_stream(
         # Gone from the stream (retention, deletion) before they were archived.
         result.gaps.append(f"{stream} {archived + 1}-{start - 1} missing from the archive")
     wanted = subjects or list(info.config.subjects or [])
+    # The one consumer backup-runner's NATS user may create and pull on any stream
+    # (docs/security.md); one archive at a time per stream, a leftover is replaced.
+    reader = reader_consumer("backup-runner")
     config = ConsumerConfig(
+        name=reader,
         ack_policy=AckPolicy.NONE,
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
         opt_start_seq=start,
@@ -155,7 +162,10 @@ async def _archive_stream(
         inactive_threshold=60.0,
         mem_storage=True,
     )
-    sub = await js.pull_subscribe(wanted[0] if wanted else ">", stream=stream, config=config)
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_consumer(stream, reader)
+    await js.add_consumer(stream, config)
+    sub = await js.pull_subscribe_bind(reader, stream=stream)
     # A segment covers a range of stream sequences, from the one after the previous
     # segment to its last message: with a subject filter (MARKET candles, not ticks) or
     # deleted messages the range holds fewer messages, and the chain still has no hole.
@@ -188,6 +198,8 @@ async def _archive_stream(
             range_first = seq + 1
     finally:
         await sub.unsubscribe()
+        with contextlib.suppress(nats.errors.Error):
+            await js.delete_consumer(stream, reader)
     result.positions[f"stream.{stream}"] = {"archived_through": seq, "last_seq": last}
 
 
