@@ -44,6 +44,13 @@ FOREIGN = {
     "backup-runner": (("TRADES", "trade-recorder"), "trade.executed.b1"),
 }
 
+# Streams each worker reads beyond its first (analytics-projector has three durables,
+# backup-runner archives every stream).
+READS = {
+    "analytics-projector": {"TRADES", "MARKET", "BOTS"},
+    "backup-runner": {"BOTS", "TRADES", "MARKET", "OPS", "DLQ", "EXHAUSTED"},
+}
+
 
 @dataclass
 class Client:
@@ -122,8 +129,13 @@ async def test_worker_cannot_consume_another_workers_durable(
         await me.nc.publish(next_subject, json.dumps({"batch": 1}).encode(), reply=inbox)
         await me.nc.flush()
         await me.refused(f"publish to {next_subject}")
-        await _request_refused(me, f"$JS.API.CONSUMER.INFO.{stream}.{durable}")
+        if stream not in READS.get(worker, {WORKERS[worker][0]}):
+            # Consumer info is readable on the streams a worker reads, not elsewhere.
+            await _request_refused(me, f"$JS.API.CONSUMER.INFO.{stream}.{durable}")
         await _publish_refused(me, f"$JS.ACK.{stream}.{durable}.1.1.1.1.0")
+        # Nor another worker's reader consumer.
+        other_reader = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}-reader"
+        await _publish_refused(me, other_reader)
 
 
 @pytest.mark.parametrize("worker", sorted(WORKERS))
