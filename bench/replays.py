@@ -19,7 +19,7 @@ from fleet_runtime.logs import configure_logging
 from fleet_runtime.replay import ReplayEngine, ReplayPlan, replay_factory
 from fleet_runtime.replay.lock import holder_name
 from fleet_runtime.settings import load_settings
-from fleet_runtime.worker import connect_nats
+from fleet_runtime.worker import worker_nats
 from fleet_runtime.workers import WorkerSpec
 
 
@@ -49,9 +49,12 @@ async def measure_replay(
         # The replay builds a shadow schema and moves tables: it runs as the owner.
         env[f"{prefix}OWNER_DSN"] = dsn_with(fleet_env["FLEET_POSTGRES_DSN"], database=DEV_DATABASE)
     overrides = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    if "FLEET_NATS_CREDS" in fleet_env:
+        # The replay connects as the worker's own NATS user, as `fleet replay` does.
+        overrides.setdefault("nats_creds", fleet_env["FLEET_NATS_CREDS"])
     settings = load_settings(spec.settings_cls, **overrides)
     target = await replay_factory(spec)(settings)
-    nc = await connect_nats(env[f"{prefix}NATS_URL"], f"{spec.name}-replay-bench")
+    nc = await worker_nats(settings, f"{spec.name}-replay-bench", user=spec.name)
     try:
         async with target.lock(holder_name(spec.name)):
             # Collected as a worker (and `fleet replay`) sets the collector.

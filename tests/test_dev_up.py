@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,14 @@ def test_dev_up_runs_the_fleet_and_stops_cleanly(tmp_path: Path) -> None:
         assert re.search(rf"worker {worker} +pid \d+", out)
         assert f"worker {worker} exited with 0" in out
     assert "EXITED" not in out
+    # NATS admitted only the generated users (no harness user in dev): each worker ran as
+    # itself, with its seed readable by the owner only, and was refused nothing.
+    assert f"FLEET_NATS_CREDS={data / 'nats-auth'}" in out
+    for worker in ("admin", "publisher", "market-ingest", "trade-recorder"):
+        assert stat.S_IMODE((data / "nats-auth" / f"{worker}.nk").stat().st_mode) == 0o600
+    assert "no_auth_user" not in (data / "nats-auth" / "nats-auth.conf").read_text()
+    logs = "".join(p.read_text() for p in (data / "logs").glob("*.log"))
+    assert "nats_permission_denied" not in logs
     # The servers were stopped: nothing still runs out of the data directory.
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     assert str(data) not in ps.stdout

@@ -71,6 +71,7 @@ async def test_both_stores_report_the_same_realized_pnl(
     nc, js = await stream_loaded(isolated_fleet.nats.url, streams, events)
     env = {
         **os.environ,
+        **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
         "TRADE_RECORDER_POSTGRES_DSN": dsn_with(owner, user=ROLE),
         "TRADE_RECORDER_STREAMS_FILE": str(streams),

@@ -79,6 +79,7 @@ def test_rules_and_dashboard_name_only_metrics_a_running_worker_exports(
     port = free_port()
     env = {
         **os.environ,
+        **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "MARKET_INGEST_NATS_URL": nats_url,
         "MARKET_INGEST_REDIS_URL": redis_url,
         "MARKET_INGEST_STREAMS_FILE": str(ROOT / "streams.yaml"),

@@ -167,6 +167,7 @@ async def test_a_partitioned_consumer_without_partition_says_how_to_run_it(
     finally:
         await nc.close()
     env = {
+        **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
         "TRADE_RECORDER_STREAMS_FILE": str(streams),
         "TRADE_RECORDER_POSTGRES_DSN": postgres_database,
@@ -185,6 +186,7 @@ async def test_a_store_unreachable_at_start_names_the_setting(isolated_fleet: Fl
     finally:
         await nc.close()
     env = {
+        **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
         "TRADE_RECORDER_STREAMS_FILE": str(REPO / "streams.yaml"),
         # Nothing listens on port 1.

@@ -113,6 +113,7 @@ def mixed_events(fills: int) -> list[Event[Any]]:
 def worker_env(fleet: Fleet, database: str, streams: Path) -> dict[str, str]:
     return {
         **os.environ,
+        **fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "ANALYTICS_PROJECTOR_NATS_URL": fleet.nats.url,
         "ANALYTICS_PROJECTOR_MONGO_URL": fleet.mongo.url,
         "ANALYTICS_PROJECTOR_MONGO_DATABASE": database,

@@ -119,6 +119,7 @@ def settings(
     return settings_for(
         **s3_settings(s3_server, bucket),
         nats_url=nats_server.url,
+        nats_creds=nats_server.creds_dir,
         postgres_dsn=worker_database,
         pg_bin_dir=str(postgres_server.bin_dir),
         mongo_url=mongo_server.url,

@@ -66,6 +66,7 @@ class Scene:
         self.settings = BackupRunnerSettings(
             **s3_settings(fleet.s3, "backups-e2e"),
             nats_url=fleet.nats.url,
+            nats_creds=fleet.nats.creds_dir,
             archive_streams=["BOTS"],
             segment_max_messages=1,
         )

@@ -77,6 +77,7 @@ def bot_lives() -> tuple[list[Event[Any]], set[str]]:
 def worker_env(fleet: Fleet, worker_dsn: str, streams: Path) -> dict[str, str]:
     return {
         **os.environ,
+        **fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "BOT_LIFECYCLE_NATS_URL": fleet.nats.url,
         "BOT_LIFECYCLE_POSTGRES_DSN": worker_dsn,
         "BOT_LIFECYCLE_STREAMS_FILE": str(streams),

@@ -59,6 +59,7 @@ async def spawn(
 ) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
+        **fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "MARKET_INGEST_NATS_URL": fleet.nats.url,
         "MARKET_INGEST_REDIS_URL": fleet.redis.url,
         "MARKET_INGEST_CANDLES_KEPT": str(KEPT),

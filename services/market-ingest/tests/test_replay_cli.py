@@ -26,6 +26,7 @@ LIVE = Keys()
 def _cli_env(fleet: Fleet) -> dict[str, str]:
     return {
         **os.environ,
+        **fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "MARKET_INGEST_NATS_URL": fleet.nats.url,
         "MARKET_INGEST_REDIS_URL": fleet.redis.url,
         "MARKET_INGEST_CANDLES_KEPT": str(KEPT),

@@ -48,6 +48,7 @@ LIVE = Keys()
 def settings_for(fleet: Fleet) -> MarketIngestSettings:
     return MarketIngestSettings(
         nats_url=fleet.nats.url,
+        nats_creds=fleet.nats.creds_dir,
         redis_url=fleet.redis.url,
         candles_kept=KEPT,
         batch_max_wait_ms=10,

@@ -91,6 +91,7 @@ def fill_events(total: int, bots: int) -> tuple[list[Event[Any]], list[Event[Any
 def worker_env(fleet: Fleet, worker_dsn: str, streams: Path) -> dict[str, str]:
     return {
         **os.environ,
+        **fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "TRADE_RECORDER_NATS_URL": fleet.nats.url,
         "TRADE_RECORDER_POSTGRES_DSN": worker_dsn,
         "TRADE_RECORDER_STREAMS_FILE": str(streams),

@@ -24,7 +24,9 @@ import nats.js.errors
 from nats.js.client import JetStreamContext
 
 from fleet_runtime.errors import UserError
+from fleet_runtime.natsauth import env_auth
 from fleet_runtime.publisher import EventPublisher
+from fleet_runtime.security.grants import PUBLISHER
 from fleet_runtime.simulation import MarketSimulator
 from fleet_runtime.topology import Topology, apply, load_topology
 from fleet_runtime.worker import connect_nats
@@ -215,7 +217,11 @@ async def run_dev(opts: DevOptions) -> None:
     logs = opts.data_dir / "logs"
     logs.mkdir(exist_ok=True)
     print(f"fleet dev: servers under {opts.data_dir} (kept between runs)")
-    fleet: Any = launcher.Fleet(opts.data_dir, persistent=True)
+    # NATS admits only the generated users (no harness user): each worker connects as
+    # itself, topology apply as the admin, the simulator as the publisher.
+    fleet: Any = launcher.Fleet(
+        opts.data_dir, persistent=True, nats_anonymous=False, streams_file=opts.streams_file
+    )
     stop = asyncio.Event()
     running = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -227,18 +233,23 @@ async def run_dev(opts: DevOptions) -> None:
         fleet_env: dict[str, str] = fleet.env()
         print(f"  servers up in {time.monotonic() - started:.1f}s:")
         for key in sorted(fleet_env):
-            if key.endswith(("_URL", "_DSN", "_ENDPOINT")):
+            if key.endswith(("_URL", "_DSN", "_ENDPOINT", "_CREDS")):
                 print(f"    {key}={fleet_env[key]}")
-        nc = await connect_nats(fleet_env["FLEET_NATS_URL"], "fleet-dev")
+        url = fleet_env["FLEET_NATS_URL"]
+        nc = await connect_nats(url, "fleet-dev", auth=env_auth(fleet_env, "admin"))
         js = nc.jetstream()
         plan = await apply(js, topology)
+        publishing = await connect_nats(
+            url, "fleet-dev-simulator", auth=env_auth(fleet_env, PUBLISHER)
+        )
         print(f"  topology applied from {opts.streams_file}: {plan.summary()}")
         workers = await _start_workers(opts, topology, fleet_env, logs)
         procs = {label: worker.proc for label, worker in workers.items()}
         await _wait_ready(workers, stop)
         ready = {name for name, spec in discover_workers().items() if spec.implemented}
         durables = [(d.stream, d.name) for d in topology.durables() if d.spec.worker in ready]
-        await _run_until_stopped(js, opts, stop, procs, durables)
+        await _run_until_stopped(js, publishing.jetstream(), opts, stop, procs, durables)
+        await publishing.drain()
         await nc.drain()
     finally:
         await _stop_workers(procs)
@@ -250,12 +261,13 @@ async def run_dev(opts: DevOptions) -> None:
 
 async def _run_until_stopped(
     js: JetStreamContext,
+    publishing: JetStreamContext,
     opts: DevOptions,
     stop: asyncio.Event,
     procs: dict[str, asyncio.subprocess.Process],
     durables: list[tuple[str, str]],
 ) -> None:
-    publisher = EventPublisher(js)
+    publisher = EventPublisher(publishing)
     # A new seed each run: bots of an earlier run (kept in the data dir) are not re-created.
     sim = MarketSimulator(seed=int(time.time()))
     published = 0

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +35,18 @@ class WorkerSettings(BaseSettings):
     nats_url: str = Field(
         "nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated."
     )
+    nats_creds: Path | None = Field(
+        None,
+        description="The worker's NATS nkey seed file (or .creds), or the directory "
+        "`fleet security generate` writes (the worker's own <name>.nk is used).",
+    )
+    nats_tls_ca: Path | None = Field(
+        None, description="CA certificate (PEM) to verify the NATS server's TLS certificate."
+    )
+    nats_tls_cert: Path | None = Field(
+        None, description="Client certificate (PEM) for NATS mutual TLS."
+    )
+    nats_tls_key: Path | None = Field(None, description="Private key (PEM) of NATS_TLS_CERT.")
     streams_file: Path = Field(
         Path("streams.yaml"), description="Path to the topology declaration."
     )
@@ -69,6 +81,12 @@ class WorkerSettings(BaseSettings):
         description="Allocations between young garbage collections once the worker is ready "
         "(0: CPython's default, 700); start-up objects are frozen out of collection either way.",
     )
+
+    @field_validator("nats_creds", "nats_tls_ca", "nats_tls_cert", "nats_tls_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty variable (`FLEET_NATS_CREDS=`) means none, not the current directory.
+        return None if value == "" else value
 
     @classmethod
     def settings_customise_sources(

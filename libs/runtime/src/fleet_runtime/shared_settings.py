@@ -16,8 +16,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 FLEET_PREFIX = "FLEET_"
 # Settings shared by name: a worker field with one of these names (or starting with
 # ``s3_``) falls back to the FLEET_ variable of the same name.
-SHARED_FIELDS = frozenset({"nats_url", "postgres_dsn", "redis_url", "mongo_url"})
-SHARED_FIELD_PREFIXES = ("s3_",)
+SHARED_FIELDS = frozenset({"nats_url", "nats_creds", "postgres_dsn", "redis_url", "mongo_url"})
+SHARED_FIELD_PREFIXES = ("s3_", "nats_tls_")
 
 
 def shared_variable(field: str) -> str | None:

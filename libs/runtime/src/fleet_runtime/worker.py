@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from nats.aio.client import Client as NATS
+from nats.errors import TimeoutError as NatsTimeoutError
 from prometheus_client import CollectorRegistry
 
 from fleet_runtime.consume import ConsumerLoop, Readiness, Subscription
@@ -16,9 +17,16 @@ from fleet_runtime.health import HealthServer
 from fleet_runtime.heap import settle_heap
 from fleet_runtime.logs import get_logger
 from fleet_runtime.metrics import WorkerMetrics
-from fleet_runtime.natsconnect import connect_nats
+from fleet_runtime.natsauth import nats_auth
+from fleet_runtime.natsconnect import connect_nats, permission_denials, permission_fix
 from fleet_runtime.settings import WorkerSettings
-from fleet_runtime.startup import server_of, startup_timeout, store_server, wait_for
+from fleet_runtime.startup import (
+    StartupRefused,
+    server_of,
+    startup_timeout,
+    store_server,
+    wait_for,
+)
 
 log = get_logger("fleet_runtime.worker")
 
@@ -26,13 +34,18 @@ log = get_logger("fleet_runtime.worker")
 __all__ = ["connect_nats", "partitioned", "serve", "worker_nats"]
 
 
-async def worker_nats(settings: WorkerSettings, name: str) -> NATS:
-    """The worker's NATS connection, waited for up to its ``STARTUP_TIMEOUT_S``."""
+async def worker_nats(settings: WorkerSettings, name: str, *, user: str | None = None) -> NATS:
+    """The worker's NATS connection, waited for up to its ``STARTUP_TIMEOUT_S``.
+
+    It presents the credentials of ``user`` (default: ``name``, the worker) from the
+    settings' ``nats_creds`` and ``nats_tls_*``.
+    """
     return await connect_nats(
         settings.nats_url,
         name,
         server=server_of(settings, "nats_url", "NATS"),
         timeout_s=startup_timeout(settings),
+        auth=nats_auth(settings, user or name),
     )
 
 
@@ -90,8 +103,18 @@ async def serve(
     health = HealthServer(metrics.registry, is_ready, settings.health_host, settings.health_port)
     running = asyncio.get_running_loop()
     try:
-        for loop in loops:
-            await loop.bind()
+        try:
+            for loop in loops:
+                await loop.bind()
+        except NatsTimeoutError:
+            denied = permission_denials(nc)
+            if not denied:
+                raise
+            # The server drops a request it refuses: say which permission, not "timeout".
+            raise StartupRefused(
+                f"NATS refused {denied[-1]} to the credentials of {worker}",
+                fix=permission_fix(nats_auth(settings, worker)),
+            ) from None
         store = store_server(settings)
         if store_probe is not None and store is not None:
             await wait_for(

@@ -44,6 +44,14 @@ class WorkerSpec:
     publishes: tuple[str, ...] = field(default_factory=tuple)
     """Event types the worker publishes itself (market-ingest: ``market.candle``); dead
     letters are not listed: every worker may publish those."""
+    also_publishes: tuple[str, ...] = field(default_factory=tuple)
+    """Event types the worker publishes besides its outputs, which services outside the
+    fleet publish too (backup-runner's schedule sends ``ops.backup.requested``): its NATS
+    user may publish them; the contract keeps them as the publishers' events."""
+    reads_streams: tuple[str, ...] = field(default_factory=tuple)
+    """Streams the worker reads beyond its durables, with short-lived (ephemeral) consumers
+    and message gets (backup-runner archives streams); ``"*"``: every stream. Its NATS
+    user is granted exactly that (``fleet security generate``)."""
     dev_setup: Callable[[Mapping[str, str]], Awaitable[Mapping[str, str]]] | None = None
     """For `fleet dev up`: given the launcher's ``FLEET_*`` variables (superuser URLs),
     prepare the store (databases, roles, migrations) and return the worker's own env."""

@@ -22,6 +22,9 @@ def fleet_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def nats_url(isolated_fleet: Fleet) -> str:
-    """A fresh nats-server for this test alone."""
-    return isolated_fleet.nats.url
+def nats_url(isolated_fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh nats-server for this test alone; `fleet publish` presents the publisher's
+    seed (FLEET_NATS_CREDS), so its permissions are the ones a deployment has."""
+    server = isolated_fleet.nats
+    monkeypatch.setenv("FLEET_NATS_CREDS", server.env().get("FLEET_NATS_CREDS", ""))
+    return server.url

@@ -40,6 +40,8 @@ async def fleet_env(isolated_fleet: Fleet) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
     # NATS through the fleet-wide variable: what one environment file for a fleet gives.
     env["FLEET_NATS_URL"] = shared["FLEET_NATS_URL"]
+    # `fleet doctor` checks NATS as the admin; the fleet-wide seed directory.
+    env["FLEET_NATS_CREDS"] = shared["FLEET_NATS_CREDS"]
     for spec in discover_workers().values():
         if spec.dev_setup is None:
             continue

@@ -195,6 +195,7 @@ async def test_a_missing_migration_names_the_migrate_command(
 ) -> None:
     await _apply_topology(isolated_fleet.nats.url)
     env = _env(
+        **isolated_fleet.nats.env(),
         TRADE_RECORDER_NATS_URL=isolated_fleet.nats.url,
         TRADE_RECORDER_STREAMS_FILE=str(REPO / "streams.yaml"),
         TRADE_RECORDER_POSTGRES_DSN=postgres_database,
@@ -226,7 +227,7 @@ async def test_redis_refusing_the_password_stops_at_once(
 
         await wait_until(listening, 10, "redis-server listening")
         env = _env(
-            FLEET_NATS_URL=isolated_fleet.nats.url,
+            **isolated_fleet.nats.env(),
             MARKET_INGEST_STREAMS_FILE=str(REPO / "streams.yaml"),
             MARKET_INGEST_REDIS_URL=f"redis://:wrong@127.0.0.1:{port}/0",
             MARKET_INGEST_LOG_FORMAT="json",
@@ -267,7 +268,7 @@ async def test_a_redis_that_evicts_keys_is_refused_with_the_policy_named(
 
 async def test_a_topology_not_applied_names_the_apply_command(isolated_fleet: Fleet) -> None:
     env = _env(
-        FLEET_NATS_URL=isolated_fleet.nats.url,
+        **isolated_fleet.nats.env(),
         FLEET_REDIS_URL=isolated_fleet.redis.url,
         MARKET_INGEST_STREAMS_FILE=str(REPO / "streams.yaml"),
         MARKET_INGEST_LOG_FORMAT="json",

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from click.testing import Result
 from nats.js.client import JetStreamContext
 from runtime_testkit.events import fill, publish_all
@@ -17,6 +18,14 @@ from fleet_events import DLQ_STREAM, Event, encode, subject_for
 from fleet_runtime.cli import app
 from fleet_runtime.deadletter import DeadLetter, publish_dead_letter
 from fleet_runtime.exhausted import advisory_subject
+from fleet_testing import Fleet
+
+
+@pytest.fixture(autouse=True)
+def admin_credentials(isolated_fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fleet dlq` and `fleet status` present the admin's seed, as an operator's would."""
+    creds = isolated_fleet.nats.env().get("FLEET_NATS_CREDS", "")
+    monkeypatch.setenv("FLEET_NATS_CREDS", creds)
 
 
 async def fleet(*args: str) -> Result:

@@ -14,6 +14,7 @@ from typing import Self, TypeVar
 
 from fleet_testing.docker_backend import BACKEND_VAR, start_container
 from fleet_testing.errors import LauncherConfigError
+from fleet_testing.natsauth import NatsAuthSetup, auth_wanted, make_auth
 from fleet_testing.servers import (
     MongoServer,
     NatsCluster,
@@ -41,6 +42,10 @@ class Fleet:
 
     ``base_dir=None`` uses a fresh temp dir removed by ``stop``; a given ``base_dir``
     (``.fleet/dev``) is kept, so PostgreSQL, NATS and MongoDB data survive a new ``Fleet``.
+
+    Local NATS servers run with the fleet's generated users (``fleet_testing.natsauth``),
+    unless ``nats_auth=False`` or ``FLEET_NATS_AUTH=off``; ``nats_anonymous`` lets a client
+    without credentials in as the test harness (tests: yes; `fleet dev up`: no).
     """
 
     def __init__(
@@ -52,6 +57,9 @@ class Fleet:
         ports: Mapping[str, int] | None = None,
         persistent: bool = False,
         environ: Mapping[str, str] | None = None,
+        nats_auth: bool | None = None,
+        nats_anonymous: bool = True,
+        streams_file: Path | None = None,
     ) -> None:
         if base_dir is None:
             self.base_dir = Path(tempfile.mkdtemp(prefix="fleet-"))
@@ -63,6 +71,10 @@ class Fleet:
         self.use_external = use_external
         self.persistent = persistent
         self._environ = os.environ if environ is None else environ
+        self._nats_auth_on = auth_wanted(self._environ) if nats_auth is None else nats_auth
+        self._nats_anonymous = nats_anonymous
+        self._streams_file = streams_file
+        self._nats_auth: NatsAuthSetup | None = None
         self._ports = {ServerKind.parse(k): v for k, v in (ports or {}).items()}
         self._shared: dict[ServerKind, Server] = {}
         self._private: list[Server | NatsCluster] = []
@@ -145,9 +157,26 @@ class Fleet:
         with self._lock:
             self._check_open()
             cluster_name = self._unique_name(name or "nats-cluster")
-            cluster = NatsCluster(self.base_dir / cluster_name, size=size, name=cluster_name)
+            cluster = NatsCluster(
+                self.base_dir / cluster_name,
+                size=size,
+                name=cluster_name,
+                auth=self.nats_auth,
+            )
             self._private.append(cluster)
         return cluster.start()
+
+    @property
+    def nats_auth(self) -> NatsAuthSetup | None:
+        """The generated NATS users of this fleet's local servers (None with auth off)."""
+        with self._lock:
+            if self._nats_auth is None and self._nats_auth_on:
+                self._nats_auth = make_auth(
+                    self.base_dir / "nats-auth",
+                    streams_file=self._streams_file,
+                    anonymous=self._nats_anonymous,
+                )
+            return self._nats_auth
 
     # --- teardown ----------------------------------------------------------------------
     def stop(self) -> None:
@@ -204,6 +233,8 @@ class Fleet:
         workdir = self.base_dir / name
         if kind is ServerKind.REDIS:
             return RedisServer(workdir, name=name, port=port, persistent=self.persistent)
+        if kind is ServerKind.NATS:
+            return NatsServer(workdir, name=name, port=port, auth=self.nats_auth)
         return server_class(kind)(workdir, name=name, port=port)
 
     def _unique_name(self, wanted: str) -> str:

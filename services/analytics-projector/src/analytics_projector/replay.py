@@ -48,7 +48,7 @@ from fleet_runtime.replay import (
     TableCompare,
 )
 from fleet_runtime.replay.lock import renewed
-from fleet_runtime.worker import connect_nats
+from fleet_runtime.worker import worker_nats
 
 SHADOW = "replay_shadow__"
 KEPT = "replaced_"
@@ -216,7 +216,7 @@ class MongoReplayTarget:
     @asynccontextmanager
     async def _live_held(self) -> AsyncIterator[dict[str, int]]:
         """Pause the live durables until the worker holds nothing; yield its checkpoints."""
-        nc = await connect_nats(self._settings.nats_url, f"{DURABLE}-replay-swap")
+        nc = await worker_nats(self._settings, f"{DURABLE}-replay-swap", user=DURABLE)
         js = nc.jetstream()
         until = (datetime.now(UTC) + timedelta(seconds=_PAUSE_S)).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:

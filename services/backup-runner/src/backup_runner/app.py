@@ -14,7 +14,7 @@ from backup_runner.runner import BackupRunner
 from backup_runner.settings import BackupRunnerSettings
 from fleet_pgmigrate.roles import dsn_with, ensure_database
 from fleet_runtime.publisher import EventPublisher
-from fleet_runtime.worker import connect_nats, serve
+from fleet_runtime.worker import serve, worker_nats
 from fleet_runtime.workers import WorkerSpec
 
 DEV_DATABASE = "tradefleet"
@@ -44,7 +44,7 @@ async def run(
     """Consume backup requests until SIGTERM/SIGINT (or ``stop``)."""
     store = object_store(settings)
     # `serve` keeps its NATS connection to itself: outcomes and stream reads use a second.
-    nc = await connect_nats(settings.nats_url, f"{DURABLE}-work")
+    nc = await worker_nats(settings, f"{DURABLE}-work", user=DURABLE)
     schedule: asyncio.Task[None] | None = None
     try:
         js = nc.jetstream()
@@ -107,6 +107,10 @@ WORKER = WorkerSpec(
     settings_cls=BackupRunnerSettings,
     consumes=("ops.backup.requested.>",),
     publishes=("ops.backup.completed", "ops.backup.failed"),
+    # Its schedule asks for backups like an operator does.
+    also_publishes=("ops.backup.requested",),
+    # Archives streams (ephemeral consumers) and reads the last outcome of a backup.
+    reads_streams=("*",),
     run=run,
     dev_setup=dev_setup,
     fleet_commands=commands,

@@ -50,7 +50,7 @@ async def run(
     metrics = metrics or MarketIngestMetrics()
     redis = open_redis(settings)
     # `serve` keeps its NATS connection to itself: candles go out on a second one.
-    nc = await worker_nats(settings, f"{DURABLE}-candles")
+    nc = await worker_nats(settings, f"{DURABLE}-candles", user=DURABLE)
     stale = StaleTickers(redis, timedelta(seconds=settings.ticker_stale_after_s))
     sweeping = asyncio.create_task(stale.run())
     try:

@@ -38,7 +38,7 @@ from fleet_runtime.replay import (
     TableCompare,
 )
 from fleet_runtime.replay.lock import holder_name, renewed
-from fleet_runtime.worker import connect_nats
+from fleet_runtime.worker import worker_nats
 from market_ingest.app import open_redis, rules_of
 from market_ingest.handlers import DURABLE, ticks_by_symbol
 from market_ingest.metrics import MarketIngestMetrics
@@ -313,7 +313,7 @@ async def rebuild(
     Symbols with no tick in that range keep their live keys untouched.
     """
     target = RedisReplayTarget(settings)
-    nc = await connect_nats(settings.nats_url, "market-ingest-rebuild")
+    nc = await worker_nats(settings, "market-ingest-rebuild", user="market-ingest")
     start = None if since is None else datetime.now(UTC) - since
     scope = "all ticks" if start is None else f"ticks since {start}"
     progress(

@@ -17,6 +17,7 @@ from fleet_runtime.cli import (
     doctor_cmd,
     publish_cmd,
     replay_cmd,
+    security_cmd,
     status_cmd,
     topology_cmd,
     worker_cmd,
@@ -44,6 +45,7 @@ app.add_typer(deploy_cmd.app, name="deploy")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("candles")(candles_cmd.candles)
 app.command("chaos")(chaos_cmd.chaos)
+app.add_typer(security_cmd.app, name="security")
 
 
 def main() -> None:

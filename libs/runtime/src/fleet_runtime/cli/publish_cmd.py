@@ -21,6 +21,7 @@ from fleet_runtime.contract.publish_input import (
 )
 from fleet_runtime.errors import UserError
 from fleet_runtime.publisher import EventPublisher, PublishFailed
+from fleet_runtime.security.grants import PUBLISHER
 from fleet_runtime.topology import default_url, open_jetstream
 from fleet_runtime.topology.connection import URL_ENV
 
@@ -44,7 +45,7 @@ class _Request:
 async def _publish(server: str, request: _Request) -> tuple[int, int]:
     first = request.event()  # validated before connecting: a typo costs no round trip
     subject = subject_for(first)
-    async with open_jetstream(server) as js:
+    async with open_jetstream(server, user=PUBLISHER) as js:
         try:
             stream = await js.find_stream_name_by_subject(subject)
         except NotFoundError:

@@ -28,7 +28,7 @@ from fleet_runtime.replay.lock import holder_name
 from fleet_runtime.replay.progress import RichProgress
 from fleet_runtime.settings import WorkerSettings, load_settings
 from fleet_runtime.topology.units import parse_duration
-from fleet_runtime.worker import connect_nats
+from fleet_runtime.worker import worker_nats
 from fleet_runtime.workers import WorkerSpec, get_worker
 
 
@@ -145,7 +145,7 @@ async def _run(
                 return
             # A replay owns its process, as a worker does: the same collector settings.
             settle_heap(getattr(settings, "gc_gen0_threshold", DEFAULT_GEN0_THRESHOLD))
-            nc = await connect_nats(settings.nats_url, f"{spec.name}-replay")
+            nc = await worker_nats(settings, f"{spec.name}-replay", user=spec.name)
             progress = RichProgress(f"replay {spec.name}")
             try:
                 engine = ReplayEngine(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleet_testing.errors import LauncherConfigError, ServerStartError
 from fleet_testing.probes import free_port, http_json, wait_until
 from fleet_testing.servers.base import LOOPBACK, ServerKind
 from fleet_testing.servers.nats_server import NatsServer
+
+if TYPE_CHECKING:
+    from fleet_testing.natsauth import NatsAuthSetup
 
 
 class NatsCluster:
@@ -19,11 +23,19 @@ class NatsCluster:
 
     kind = ServerKind.NATS
 
-    def __init__(self, workdir: Path, *, size: int = 3, name: str = "nats-cluster") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        size: int = 3,
+        name: str = "nats-cluster",
+        auth: NatsAuthSetup | None = None,
+    ) -> None:
         if size < 1:
             raise LauncherConfigError(f"a NATS cluster needs at least one node, got size={size}")
         self.name = name
         self.workdir = workdir
+        self.auth = auth
         self.nodes: list[NatsServer] = [
             NatsServer(
                 workdir / f"n{i}",
@@ -32,6 +44,7 @@ class NatsCluster:
                 monitor_port=free_port(LOOPBACK),
                 cluster_name=name,
                 cluster_port=free_port(LOOPBACK),
+                auth=auth,
             )
             for i in range(1, size + 1)
         ]
@@ -62,8 +75,8 @@ class NatsCluster:
         return all(node.running for node in self.nodes)
 
     def env(self) -> dict[str, str]:
-        """The variable that points workers at the cluster."""
-        return {self.kind.env_var: self.url}
+        """The variables that point workers at the cluster (and at their credentials)."""
+        return {self.kind.env_var: self.url, **(self.auth.env() if self.auth else {})}
 
     def start(self) -> NatsCluster:
         """Start every node, wait until each reports JetStream healthy, then until all of

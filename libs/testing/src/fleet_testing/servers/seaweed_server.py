@@ -10,7 +10,9 @@ several servers (and the machine's own services) never collide.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from fleet_testing.probes import free_port
 from fleet_testing.servers.s3_server import S3Server, find_weed
@@ -45,8 +47,13 @@ class SeaweedS3Server(S3Server):
         port: int | None = None,
         name: str | None = None,
         external_url: str | None = None,
+        identities: Sequence[Mapping[str, Any]] = (),
     ) -> None:
+        """``identities`` are added to the launcher's own (which may do everything), in
+        SeaweedFS's ``-s3.config`` form: ``{"name", "credentials", "actions"}`` with
+        actions scoped like ``Write:bucket/prefix``."""
         super().__init__(workdir, port=port, name=name, external_url=external_url)
+        self.identities = [dict(i) for i in identities]
         if self.managed and self.port >= _MAX_PORT:
             self.port = _low_free_port(self.host)
         self._extra = [_low_free_port(self.host) for _ in range(_EXTRA_PORTS)]
@@ -64,7 +71,8 @@ class SeaweedS3Server(S3Server):
                     "name": "fleet",
                     "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                *self.identities,
             ]
         }
         path = workdir / "s3-identities.json"

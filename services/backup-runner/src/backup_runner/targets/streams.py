@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import nats.errors
+import nats.js.errors
 import zstandard
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -33,6 +35,7 @@ from backup_runner.targets import TargetResult
 from fleet_runtime.binding import ack_position
 from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.pull import PullSource
+from fleet_runtime.security.grants import reader_consumer
 
 STREAMS_PREFIX = "streams/"
 _DIGITS = 20
@@ -168,19 +171,21 @@ async def _archive_stream(
     if start > archived + 1:
         # Gone from the stream (retention, deletion) before they were archived.
         result.gaps.append(f"{stream} {archived + 1}-{start - 1} missing from the archive")
-    name = f"backup-archive-{uuid.uuid4().hex[:12]}"
-    await js.add_consumer(
-        stream,
-        ConsumerConfig(
-            name=name,
-            ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
-            filter_subjects=wanted,
-            inactive_threshold=60.0,
-            mem_storage=True,
-        ),
+    # The one consumer backup-runner's NATS user may create and pull on any stream
+    # (docs/security.md); one archive at a time per stream, a leftover is replaced.
+    name = reader_consumer("backup-runner")
+    config = ConsumerConfig(
+        name=name,
+        ack_policy=AckPolicy.NONE,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start,
+        filter_subjects=wanted,
+        inactive_threshold=60.0,
+        mem_storage=True,
     )
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_consumer(stream, name)
+    await js.add_consumer(stream, config)
     # Callback-driven pull (the runtime's PullSource): nats-py's fetch() hands over about
     # one message per call when the reader keeps up, several times slower.
     nc: NATS = js._nc  # the context's connection: PullSource drives it directly
@@ -218,7 +223,8 @@ async def _archive_stream(
             range_first = seq + 1
     finally:
         await source.close()
-        await js.delete_consumer(stream, name)
+        with contextlib.suppress(nats.errors.Error):
+            await js.delete_consumer(stream, name)
     result.positions[f"stream.{stream}"] = {
         "archived_through": seq,
         "last_seq": last,
