@@ -170,6 +170,7 @@ async def test_trade_recorder_rebuilds_past_retention_from_archive_and_stream(
     env = {
         **os.environ,
         **archive_env(settings),
+        **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
         "TRADE_RECORDER_POSTGRES_DSN": dsn_with(postgres_database, user=ROLE),
         "TRADE_RECORDER_OWNER_DSN": postgres_database,
@@ -274,6 +275,7 @@ async def test_market_ingest_rebuilds_past_retention_from_archive_and_stream(
     env = {
         **os.environ,
         **archive_env(settings),
+        **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "MARKET_INGEST_NATS_URL": isolated_fleet.nats.url,
         "MARKET_INGEST_REDIS_URL": isolated_fleet.redis.url,
         "MARKET_INGEST_STREAMS_FILE": str(streams),

@@ -296,7 +296,7 @@ async def test_ctrl_c_midway_removes_the_shadow_and_leaves_live(
     isolated_fleet: Fleet, trading_dsns: tuple[str, str], tmp_path: Path
 ) -> None:
     streams = topology_file(tmp_path)
-    _, published = fill_events(3000, bots=4)
+    fills, published = fill_events(6000, bots=4)
     nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
     env = replay_env(isolated_fleet, trading_dsns, streams)
     db = await asyncpg.connect(trading_dsns[0])
@@ -315,8 +315,12 @@ async def test_ctrl_c_midway_removes_the_shadow_and_leaves_live(
             return int(await db.fetchval("SELECT count(*) FROM trading_replay.trades"))
 
         await wait_until(lambda: _at_least(shadow_rows, 300), 60, "the replay under way")
+        # Frozen while it is checked to be midway, so the Ctrl-C lands before the swap.
+        os.kill(replay.pid, signal.SIGSTOP)
+        assert await shadow_rows() < len(fills), "the replay was still building"
         replay.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(replay.wait(), 30) == 130
+        os.kill(replay.pid, signal.SIGCONT)
+        assert await asyncio.wait_for(replay.wait(), 30) == 130, log.read_text()
         assert "interrupted: the live store is untouched" in log.read_text()
         assert "Traceback" not in log.read_text()
         assert await db.fetchval("SELECT to_regnamespace('trading_replay')") is None

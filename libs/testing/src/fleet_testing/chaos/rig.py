@@ -122,7 +122,8 @@ class Rig:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.fleet.start, "postgres", "redis")
         self.cluster = await asyncio.to_thread(self.fleet.launch_nats_cluster, 3)
-        fleet_env = {**self.fleet.env(), "FLEET_NATS_URL": self.cluster.url}
+        # The cluster's URL and the credentials its users were generated with.
+        fleet_env = {**self.fleet.env(), **self.cluster.env()}
         self.nc = await nats.connect(
             servers=self.cluster.urls,
             name="fleet-chaos",
