@@ -8,7 +8,6 @@ store must equal an independent computation from every event ever published.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import uuid
@@ -21,7 +20,6 @@ from typing import Any
 import asyncpg
 import pytest
 from nats.js.client import JetStreamContext
-from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from backup_runner.app import object_store
@@ -36,7 +34,7 @@ from fleet_testing.replaying import run_fleet
 from fleet_testing.servers import S3Server
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
-from fleet_testing.workerprocs import start_worker, stream_loaded
+from fleet_testing.workerprocs import settings_env, start_worker, stream_loaded
 from trade_recorder.logic import Fill, apply_fills, fill_from_event
 from trade_recorder.store import ROLE, ensure_roles, run_migrations
 
@@ -59,19 +57,6 @@ def archive_settings(fleet: Fleet, s3: S3Server, **values: Any) -> BackupRunnerS
         segment_max_messages=SEGMENT,
         **values,
     )
-
-
-def archive_env(settings: BackupRunnerSettings) -> dict[str, str]:
-    """``BACKUP_RUNNER_*`` variables that give `fleet replay --from-archive` ``settings``."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        env[f"BACKUP_RUNNER_{name.upper()}"] = (
-            json.dumps(raw) if isinstance(raw, list | dict) else str(raw)
-        )
-    return env
 
 
 async def archive(settings: BackupRunnerSettings, js: JetStreamContext, stream: str) -> None:
@@ -169,7 +154,7 @@ async def test_trade_recorder_rebuilds_past_retention_from_archive_and_stream(
     settings = archive_settings(isolated_fleet, s3_server)
     env = {
         **os.environ,
-        **archive_env(settings),
+        **settings_env(settings),
         **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "TRADE_RECORDER_NATS_URL": isolated_fleet.nats.url,
         "TRADE_RECORDER_POSTGRES_DSN": dsn_with(postgres_database, user=ROLE),
@@ -274,7 +259,7 @@ async def test_market_ingest_rebuilds_past_retention_from_archive_and_stream(
     isolated_fleet.start("nats", "redis")
     env = {
         **os.environ,
-        **archive_env(settings),
+        **settings_env(settings),
         **isolated_fleet.nats.env(),  # FLEET_NATS_CREDS: the worker connects as itself
         "MARKET_INGEST_NATS_URL": isolated_fleet.nats.url,
         "MARKET_INGEST_REDIS_URL": isolated_fleet.redis.url,

@@ -3,7 +3,6 @@ schemas, a MongoDB database with Decimal128 documents, and the settings that poi
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -12,7 +11,6 @@ from typing import Any
 import asyncpg
 import pytest
 from bson import Decimal128
-from pydantic import SecretStr
 from pymongo import ASCENDING, MongoClient
 
 from backup_runner.app import object_store
@@ -26,19 +24,6 @@ SCHEMAS = ("lifecycle", "trading")
 def settings_for(**values: Any) -> BackupRunnerSettings:
     """Settings built from ``values`` only (nothing read from the environment)."""
     return BackupRunnerSettings(**values)
-
-
-def settings_env(settings: BackupRunnerSettings) -> dict[str, str]:
-    """``BACKUP_RUNNER_*`` variables that give a process ``settings``."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        env[f"BACKUP_RUNNER_{name.upper()}"] = (
-            json.dumps(raw) if isinstance(raw, list | dict) else str(raw)
-        )
-    return env
 
 
 def s3_settings(s3: S3Server, bucket: str) -> dict[str, Any]:

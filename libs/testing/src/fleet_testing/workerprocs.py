@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from typing import Any
 import nats
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from fleet_events import Event
 from fleet_runtime.publisher import EventPublisher
@@ -119,3 +122,18 @@ def kill_leftovers(workers: Sequence[subprocess.Popen[bytes]]) -> None:
     for worker in workers:
         if worker.poll() is None:
             worker.kill()
+
+
+def settings_env(settings: BaseSettings) -> dict[str, str]:
+    """The environment variables (the settings class's prefix) that give a process
+    ``settings``: secrets revealed, lists and mappings as JSON, unset values left out."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        env[f"{prefix}{name.upper()}"] = (
+            json.dumps(raw) if isinstance(raw, list | dict) else str(raw)
+        )
+    return env
