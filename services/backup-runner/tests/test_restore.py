@@ -73,6 +73,7 @@ async def test_restore_drill_equals_the_original_and_refuses_a_non_empty_target(
 
     loaded = await fleet_backup(settings, "restore", wanted.backup_id, "--into", empty_database)
     assert loaded.returncode == 0, loaded.stderr
+    assert f"restoring {wanted.backup_id}" in loaded.stdout  # the progress bar's label
     assert ": lifecycle, trading (" in loaded.stdout
     assert "postgres.trading.checkpoints" in loaded.stdout
     assert await digests(empty_database) == original

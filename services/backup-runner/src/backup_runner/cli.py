@@ -137,15 +137,29 @@ def restore_cmd(
     manifest = _manifest(store, backup_id)
     secret = settings.encryption_key
     key = parse_key(secret.get_secret_value()) if secret is not None else None
+    label = f"restoring {backup_id}"
     try:
-        if manifest.target == "mongodb":
-            done = restore_mongodb(
-                manifest, store, url=into, database=database, force=force, key=key
-            )
-        else:
-            done = restore_postgres(
-                manifest, store, dsn=into, pg_restore=_pg_restore(settings), force=force, key=key
-            )
+        with typer.progressbar(length=len(manifest.objects), label=label, file=None) as bar:
+            if manifest.target == "mongodb":
+                done = restore_mongodb(
+                    manifest,
+                    store,
+                    url=into,
+                    database=database,
+                    force=force,
+                    key=key,
+                    loaded=bar.update,
+                )
+            else:
+                done = restore_postgres(
+                    manifest,
+                    store,
+                    dsn=into,
+                    pg_restore=_pg_restore(settings),
+                    force=force,
+                    key=key,
+                    loaded=bar.update,
+                )
     except StoreUnavailable as exc:
         raise _unreachable(exc) from None
     typer.echo(f"restored backup {backup_id}: {', '.join(done.parts)} ({done.bytes} bytes)")

@@ -10,7 +10,7 @@ dropped first).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +62,10 @@ def restore_mongodb(
     database: str | None,
     force: bool,
     key: bytes | None = None,
+    loaded: Callable[[int], None] | None = None,
 ) -> Restored:
-    """Load every collection of ``manifest`` into the server at ``url``.
+    """Load every collection of ``manifest`` into the server at ``url``; ``loaded(n)`` is
+    told each time ``n`` more of its objects are in.
 
     ``database`` renames the one database the backup holds (a drill on the same server).
     """
@@ -114,6 +116,8 @@ def restore_mongodb(
                             continue
                         options = {k: v for k, v in spec.items() if k not in _INDEX_FIELDS_DROPPED}
                         collection.create_index(list(spec["key"].items()), **options)
+                if loaded is not None:
+                    loaded(len(entries))
     except PyMongoError as exc:
         raise UserError(
             f"MongoDB restore failed: {type(exc).__name__}: {exc}",

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,8 +117,10 @@ def restore_postgres(
     pg_restore: str,
     force: bool,
     key: bytes | None = None,
+    loaded: Callable[[int], None] | None = None,
 ) -> Restored:
-    """Load every schema dump of ``manifest`` into the database at ``dsn``."""
+    """Load every schema dump of ``manifest`` into the database at ``dsn``; ``loaded(n)``
+    is told each time ``n`` more of its objects are in."""
     if manifest.target != "postgres":
         raise UserError(
             f"backup {manifest.backup_id} is a {manifest.target} backup: restore handles "
@@ -157,4 +159,6 @@ def restore_postgres(
                     "(BACKUP_RUNNER_PG_BIN_DIR)",
                 )
             schemas.append(entry.key.rsplit("/", 1)[-1].removesuffix(".dump"))
+            if loaded is not None:
+                loaded(1)
     return Restored(schemas, total)
