@@ -33,8 +33,7 @@ from backup_runner.targets.streams import archived_ranges, chain_gaps
 from fleet_pgmigrate.roles import dsn_with
 from fleet_testing.servers import NatsServer, PostgresServer
 from fleet_testing.waiting import wait_until
-
-from .conftest import settings_env
+from fleet_testing.workerprocs import settings_env
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from backup_runner.objects import MinioObjectStore
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
 from fleet_testing.servers import MongoServer, NatsServer
+from fleet_testing.workerprocs import settings_env
 
-from .conftest import SCHEMAS, settings_env
+from .conftest import SCHEMAS
 
 TABLES = [f"{schema}.{table}" for schema in SCHEMAS for table in ("checkpoints", "items")]
 

@@ -29,9 +29,9 @@ from fleet_runtime.topology import apply, load_topology
 from fleet_testing import Fleet, free_port
 from fleet_testing.topologies import StreamsFile
 from fleet_testing.waiting import wait_until
-from fleet_testing.workerprocs import kill_leftovers, start_worker
+from fleet_testing.workerprocs import kill_leftovers, settings_env, start_worker
 
-from .conftest import s3_settings, settings_env
+from .conftest import s3_settings
 
 REPO = Path(__file__).resolve().parents[3]
 WORKER = "backup-runner"
