@@ -41,8 +41,11 @@ def test_isolated_fleet_is_private(isolated_fleet, redis_server, tmp_path):
 
 def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_inner.py").write_text(INNER)
+    # Its own --basetemp: a default one would reset $TMPDIR/pytest-of-<user> to mode 0700,
+    # cutting off the PostgreSQL servers of the outer session's other workers.
+    inner = ["--basetemp", str(tmp_path / "inner-tmp")]
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-s", *args],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-s", *inner, *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
