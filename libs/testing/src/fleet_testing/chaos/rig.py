@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
@@ -31,6 +32,10 @@ from fleet_testing.waiting import wait_until
 from fleet_testing.workerprocs import start_worker
 
 READY_TIMEOUT_S = 90.0
+# A replicated stream's creation waits for a quorum to write it: on a loaded machine that
+# takes longer than nats-py's default 5 s API timeout.
+JS_TIMEOUT_S = 20.0
+APPLY_ATTEMPTS = 3
 SAMPLE_EVERY_S = 0.5
 
 
@@ -100,7 +105,7 @@ class Rig:
     def js(self) -> JetStreamContext:
         """The suite's own JetStream client (connected to every node)."""
         assert self.nc is not None, "the rig is not started"
-        return self.nc.jetstream()
+        return self.nc.jetstream(timeout=JS_TIMEOUT_S)
 
     @property
     def nats(self) -> NatsCluster:
@@ -132,7 +137,7 @@ class Rig:
             error_cb=_quiet,
             disconnected_cb=_nothing,
         )
-        await apply(self.js, self.topology)
+        await self._apply_topology()
         for name in self.worker_names:
             spec = get_worker(name)
             for partition in worker_partitions(self.topology, name):
@@ -144,6 +149,18 @@ class Rig:
         for worker in self.workers.values():
             await self.wait_ready(worker)
         self._sampler = asyncio.create_task(self._sample())
+
+    async def _apply_topology(self) -> None:
+        """Apply the topology, again after a timed-out API call (applying is idempotent: a
+        stream the timed-out call did create is found unchanged the next time)."""
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                await apply(self.js, self.topology)
+                return
+            except nats.errors.TimeoutError:
+                if attempt == APPLY_ATTEMPTS:
+                    raise
+                await asyncio.sleep(1.0)
 
     def env_value(self, worker: str, setting: str) -> str:
         """A setting of ``worker``'s environment (``POSTGRES_DSN``: its own DSN)."""
