@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,7 +24,7 @@ from fleet_pgmigrate import (
     ensure_login_role_at,
     migrate_at,
 )
-from fleet_pgmigrate.outage import open_pool, probe_schema, unavailable_on_outage
+from fleet_pgmigrate.pooled import PooledStore
 from fleet_runtime.delivery import Batch
 from trade_recorder import logic
 from trade_recorder.logic import NewFill, OrderOutcome, Position, PositionKey
@@ -187,48 +186,23 @@ class TradeStore(Protocol):
         ...
 
 
-def translated_errors() -> AbstractAsyncContextManager[None]:
-    """Outages and a missing schema or grant become StoreUnavailable (never dead letters)."""
-    return unavailable_on_outage(SCHEMA, "trade-recorder")
+async def _create_incoming(conn: asyncpg.Connection) -> None:
+    # Outside any transaction, so a rolled-back batch cannot take the table with it.
+    await conn.execute(_CREATE_INCOMING)
 
 
-class PostgresTradeStore:
+class PostgresTradeStore(PooledStore):
     """``TradeStore`` on a small asyncpg pool (one batch at a time per consumer)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    @classmethod
-    async def connect(
-        cls, dsn: str, *, command_timeout: float = 60.0, schema: str = SCHEMA
-    ) -> PostgresTradeStore:
-        """Open the pool on ``schema`` (a replay's shadow, or the live one by default).
-
-        An unreachable server raises StoreUnavailable.
-        """
-        pool = await open_pool(
-            dsn,
-            schema=SCHEMA,
-            search_path=schema,
-            service="trade-recorder",
-            command_timeout=command_timeout,
-            init=_create_incoming,
-        )
-        return cls(pool)
-
-    async def close(self) -> None:
-        """Close the pool."""
-        await self._pool.close()
-
-    async def probe(self) -> None:
-        """Fail fast if the server, the schema or the grants are missing."""
-        await probe_schema(self._pool, SCHEMA, "trade-recorder")
+    SCHEMA = SCHEMA
+    SERVICE = "trade-recorder"
+    init_connection = staticmethod(_create_incoming)
 
     async def record(self, batch: Batch[Any]) -> RecordResult:
         """Apply ``batch`` in one transaction (see module docstring)."""
         if not batch.deliveries:
             return RecordResult()
-        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+        async with self.translated_errors(), self._pool.acquire() as conn, conn.transaction():
             applied = await conn.fetchval(_LOCK_CHECKPOINT, batch.checkpoint)
             todo = [(d.event, d.stream_seq) for d in batch.deliveries if d.stream_seq > applied]
             skipped = len(batch) - len(todo)
@@ -241,14 +215,9 @@ class PostgresTradeStore:
 
     async def checkpoint(self, name: str) -> int:
         """The stored checkpoint ``name`` (0 if none)."""
-        async with translated_errors(), self._pool.acquire() as conn:
+        async with self.translated_errors(), self._pool.acquire() as conn:
             seq = await conn.fetchval("SELECT stream_seq FROM checkpoints WHERE name = $1", name)
         return int(seq or 0)
-
-
-async def _create_incoming(conn: asyncpg.Connection) -> None:
-    # Outside any transaction, so a rolled-back batch cannot take the table with it.
-    await conn.execute(_CREATE_INCOMING)
 
 
 async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> RecordResult:
