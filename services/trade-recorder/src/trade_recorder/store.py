@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
 
 import asyncpg
 
@@ -233,6 +234,25 @@ async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> Record
     )
 
 
+def fill_record(f: TradeExecuted, event_id: UUID, seq: int) -> tuple[Any, ...]:
+    """One fill as a row of ``incoming_fills`` (``_FILL_COLUMNS`` order)."""
+    return (
+        f.trade_id,
+        f.order_id,
+        f.bot_id,
+        f.user_id,
+        f.symbol,
+        f.side.value,
+        str(f.price),
+        str(f.quantity),
+        str(f.fee),
+        f.fee_currency,
+        f.executed_at,
+        event_id,
+        seq,
+    )
+
+
 async def _insert_fills(conn: Conn, fills: Mapping[str, NewFill]) -> list[NewFill]:
     """Insert the fills and add the new ones to their orders; return the new ones, in
     stream order."""
@@ -243,24 +263,7 @@ async def _insert_fills(conn: Conn, fills: Mapping[str, NewFill]) -> list[NewFil
     # asyncpg several ABC checks per element.
     await conn.copy_records_to_table(
         "incoming_fills",
-        records=[
-            (
-                f.trade_id,
-                f.order_id,
-                f.bot_id,
-                f.user_id,
-                f.symbol,
-                f.side.value,
-                str(f.price),
-                str(f.quantity),
-                str(f.fee),
-                f.fee_currency,
-                f.executed_at,
-                event_id,
-                seq,
-            )
-            for f, event_id, seq in rows
-        ],
+        records=[fill_record(f, event_id, seq) for f, event_id, seq in rows],
         columns=_FILL_COLUMNS,
     )
     inserted = await conn.fetch(_INSERT_TRADES)
