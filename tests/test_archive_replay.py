@@ -23,9 +23,9 @@ from nats.js.client import JetStreamContext
 from redis.asyncio import Redis
 
 from backup_runner.app import object_store
+from backup_runner.archive_chain import segment_key
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
-from backup_runner.targets.streams import segment_key
 from fleet_events import Event, MarketTick, Side, TradeCompleted, TradeExecuted, new_event
 from fleet_pgmigrate import dsn_with
 from fleet_runtime.publisher import EventPublisher
