@@ -262,3 +262,31 @@ async def test_segments_inside_the_retention_window_stay(
     (plan,) = [p for p in plans if p.stream == stream]
     assert [(s.first, s.delete) for s in plan.segments] == [(1, True), (11, True), (21, False)]
     assert archived_ranges(store, stream) == [(1, 10), (11, 20), (21, 25)]
+
+
+async def test_a_restore_says_when_the_archive_no_longer_reaches_its_positions(
+    settings: BackupRunnerSettings,
+    store: MinioObjectStore,
+    js: JetStreamContext,
+    worker_database: str,
+    empty_database: str,
+) -> None:
+    stream, runner = await _archived_stream(settings, store, js, 45)
+    pruned = await fleet_backup(settings.model_copy(update={"archive_keep_days": 0}), "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned_through(store, stream) == 40
+    # A backup made after the prune whose stores lag behind it (trading at 25), and one
+    # position the archive still covers (lifecycle at 43).
+    await _position(worker_database, "trading", stream, 25)
+    await _position(worker_database, "lifecycle", stream, 43)
+    pg = await runner.run(request("postgres"))
+
+    restored = await fleet_backup(
+        settings, "restore", pg.manifest.backup_id, "--into", empty_database
+    )
+    assert restored.returncode == 0, restored.stderr
+    notes = [line for line in restored.stderr.splitlines() if "the archive of" in line]
+    assert notes == [
+        f"note: the archive of {stream} starts at 41 (retention pruned it): catching up "
+        f"postgres.trading.checkpoints worker-1 at 25 needs {stream} 26-40 from the stream itself"
+    ]

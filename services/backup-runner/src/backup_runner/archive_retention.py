@@ -42,6 +42,9 @@ class Pin:
     """None: the checkpoint names no stream the topology knows; it pins every stream."""
     seq: int
     why: str
+    """``backup <id> (<position>)``."""
+    position: str = ""
+    """Which checkpoint: ``postgres.trading.checkpoints trade-recorder at 41``."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,10 @@ def pins_of(manifests: Sequence[Manifest], durables: Mapping[str, Collection[str
                 if not isinstance(row, dict) or (seq := _seq(row)) is None:
                     continue
                 label = row.get("name", row.get("consumer", row.get("_id", "?")))
-                why = f"backup {manifest.backup_id} ({name} {label} at {seq})"
+                position = f"{name} {label} at {seq}"
+                why = f"backup {manifest.backup_id} ({position})"
                 streams: list[str | None] = [*_streams_of(row, durables)] or [None]
-                pins.extend(Pin(s, seq, why) for s in streams)
+                pins.extend(Pin(s, seq, why, position) for s in streams)
     return pins
 
 
@@ -199,3 +203,27 @@ def apply_plan(store: ObjectStore, plan: StreamPlan, *, now: datetime, keep_days
     for fate in doomed:
         store.delete(fate.key)
     return len(doomed)
+
+
+def pruned_past(
+    store: ObjectStore, manifest: Manifest, durables: Mapping[str, Collection[str]]
+) -> list[str]:
+    """For a restored backup: each position the archive no longer reaches back to.
+
+    Prune never removes what a kept backup needs, but a backup made after a prune can
+    hold a position that lagged behind it.
+    """
+    notes = []
+    marks: dict[str, int] = {}
+    for pin in pins_of([manifest], durables):
+        if pin.stream is None:
+            continue
+        if pin.stream not in marks:
+            marks[pin.stream] = pruned_through(store, pin.stream)
+        if pin.seq < marks[pin.stream]:
+            notes.append(
+                f"the archive of {pin.stream} starts at {marks[pin.stream] + 1} (retention "
+                f"pruned it): catching up {pin.position} needs "
+                f"{pin.stream} {pin.seq + 1}-{marks[pin.stream]} from the stream itself"
+            )
+    return notes

@@ -11,7 +11,13 @@ import typer
 
 from backup_runner.app import object_store
 from backup_runner.archive_chain import pruned_through, segment_range
-from backup_runner.archive_retention import SegmentFate, StreamPlan, apply_plan, plan_archive
+from backup_runner.archive_retention import (
+    SegmentFate,
+    StreamPlan,
+    apply_plan,
+    plan_archive,
+    pruned_past,
+)
 from backup_runner.encryption import parse_key
 from backup_runner.errors import BackupRefused
 from backup_runner.manifest import (
@@ -187,6 +193,8 @@ def restore_cmd(
         "catch up: the restored checkpoints above are the stream positions the data reflects; "
         "replay each worker's stream from there (`fleet replay WORKER`) before serving reads."
     )
+    for note in pruned_past(store, manifest, _durables(settings)):
+        typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
 
 
 def _pg_restore(settings: BackupRunnerSettings) -> str:
