@@ -4,6 +4,7 @@ chain that still verifies without a gap afterwards while a deleted segment is st
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import asyncpg
 import pytest
 from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
+from pydantic import SecretStr
 
 from backup_runner.archive import S3StreamArchive
 from backup_runner.archive_chain import archived_ranges, pruned_through, segment_key
@@ -290,3 +292,24 @@ async def test_a_restore_says_when_the_archive_no_longer_reaches_its_positions(
         f"note: the archive of {stream} starts at 41 (retention pruned it): catching up "
         f"postgres.trading.checkpoints worker-1 at 25 needs {stream} 26-40 from the stream itself"
     ]
+
+
+async def test_an_encrypted_archive_is_pruned_and_read_on_from_its_new_start(
+    settings: BackupRunnerSettings, store: MinioObjectStore, js: JetStreamContext
+) -> None:
+    key = SecretStr(base64.b64encode(bytes(range(32))).decode())
+    sealed = settings.model_copy(update={"encryption_key": key})
+    stream, runner = await _archived_stream(sealed, store, js, 25)
+    done = await fleet_backup(sealed.model_copy(update={"archive_keep_days": 0}), "prune")
+    assert done.returncode == 0, done.stderr
+    assert archived_ranges(store, stream) == [(21, 25)]
+    # The marker stays readable without the key; the next run and the reader go on from it.
+    assert pruned_through(store, stream) == 20
+    for i in range(5):
+        await js.publish(f"{stream.lower()}.x", f'{{"n": {25 + i}}}'.encode())
+    after = await runner.run(request("stream"))
+    assert after.manifest.gaps == []
+    reader = S3StreamArchive(sealed, store)
+    assert (await reader.extent(stream)).first == 21
+    seqs = [m.seq async for chunk in reader.messages(stream, 30) for m in chunk]
+    assert seqs == list(range(21, 31))
