@@ -313,3 +313,10 @@ async def test_an_encrypted_archive_is_pruned_and_read_on_from_its_new_start(
     assert (await reader.extent(stream)).first == 21
     seqs = [m.seq async for chunk in reader.messages(stream, 30) for m in chunk]
     assert seqs == list(range(21, 31))
+
+    # A segment removed while a replay reads (a prune meanwhile): one line, no traceback.
+    chunks = reader.messages(stream, 30)
+    assert [m.seq for m in await anext(chunks)] == list(range(21, 26))
+    store.delete(segment_key(stream, 26, 30))
+    with pytest.raises(ReplayRefused, match="was removed while the replay read the archive"):
+        await anext(chunks)

@@ -24,7 +24,7 @@ from backup_runner.archive_chain import (
 )
 from backup_runner.encryption import DecryptionFailed, decrypt_chunks, parse_key
 from backup_runner.manifest import ManifestObject, list_manifests
-from backup_runner.objects import ObjectStore
+from backup_runner.objects import ObjectMissing, ObjectStore
 from backup_runner.settings import BackupRunnerSettings
 from backup_runner.targets.streams import record_data, segment_problem, segment_records
 from fleet_runtime.replay.archive import ArchivedMessage, ArchiveExtent
@@ -91,7 +91,14 @@ class S3StreamArchive:
 
     def _segment(self, stream: str, first: int, last: int) -> list[dict[str, Any]]:
         key = segment_key(stream, first, last)
-        stored = b"".join(self._store.get_chunks(key))
+        try:
+            stored = b"".join(self._store.get_chunks(key))
+        except ObjectMissing:
+            raise ReplayRefused(
+                f"{key} was removed while the replay read the archive (a `fleet backup prune` "
+                "running meanwhile?); nothing swapped",
+                fix="run the replay again: it then reads the archive from its new start",
+            ) from None
         listed = self._listed.get(key)
         digest = hashlib.sha256(stored).hexdigest()
         if listed is not None and (listed.size, listed.sha256) != (len(stored), digest):
