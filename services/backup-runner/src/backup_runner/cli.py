@@ -34,6 +34,12 @@ from backup_runner.restore_postgres import restore_postgres
 from backup_runner.retention import RetentionPolicy, decide
 from backup_runner.runner import find_pg_dump
 from backup_runner.settings import BackupRunnerSettings
+from backup_runner.verification import (
+    Verification,
+    read_verification,
+    record_verification,
+    verified_ids,
+)
 from fleet_runtime.errors import StoreUnavailable, UserError
 from fleet_runtime.settings import load_settings
 from fleet_runtime.topology.loader import load_topology
@@ -90,8 +96,18 @@ def list_cmd() -> None:
     for m in manifests:
         typer.echo(
             f"{m.backup_id:<36}  {m.target:<9}  {m.scope or 'all':<12}  {len(m.objects):>7}  "
-            f"{m.size_bytes:>12}  {m.finished_at:%Y-%m-%d %H:%M:%S}" + ("  GAPS" if m.gaps else "")
+            f"{m.size_bytes:>12}  {m.finished_at:%Y-%m-%d %H:%M:%S}"
+            + ("  GAPS" if m.gaps else "")
+            + _verified_mark(store, m.backup_id)
         )
+
+
+def _verified_mark(store: MinioObjectStore, backup_id: str) -> str:
+    verification = read_verification(store, backup_id)
+    if verification is None:
+        return ""
+    state = "verified" if verification.ok else "VERIFY FAILED"
+    return f"  {state} {verification.verified_at:%Y-%m-%d %H:%M}"
 
 
 @app.command("show")
@@ -126,6 +142,19 @@ def verify_cmd(backup_id: IdArgument) -> None:
                 problems.append(problem)
     for gap in manifest.gaps:
         typer.echo(f"gap: {gap}")
+    checked = len(manifest.objects) - gone
+    outcome = Verification(
+        backup_id=backup_id,
+        verified_at=datetime.now(UTC),
+        ok=not problems,
+        objects_checked=checked,
+        problems=problems,
+    )
+    try:
+        # Retention keeps the newest backup of each target that verified intact.
+        record_verification(store, outcome)
+    except StoreUnavailable as exc:
+        raise _unreachable(exc) from None
     if gone:
         through = ", ".join(f"{k} through {v}" for k, v in sorted(pruned.items()) if v)
         typer.echo(f"{gone} segments pruned by archive retention ({through}): not checked")
@@ -135,8 +164,7 @@ def verify_cmd(backup_id: IdArgument) -> None:
         typer.echo(f"backup {backup_id}: {len(problems)} of {len(manifest.objects)} objects fail")
         raise typer.Exit(1)
     typer.echo(
-        f"backup {backup_id}: {len(manifest.objects) - gone} objects verified "
-        f"({manifest.size_bytes} bytes listed)"
+        f"backup {backup_id}: {checked} objects verified ({manifest.size_bytes} bytes listed)"
     )
 
 
@@ -213,7 +241,8 @@ def prune_cmd(
     """Delete backups (BACKUP_RUNNER_KEEP_*) and archived segments
     (BACKUP_RUNNER_ARCHIVE_KEEP_DAYS) that retention does not keep.
 
-    The newest backup of every target and scope is always kept. A segment goes only when
+    The newest backup of every target and scope is always kept, and so is the newest
+    that `fleet backup verify` last found intact. A segment goes only when
     it is older than the archive's retention and no kept backup's positions need it, and
     only from the start of a stream's archive (never a hole). A backup's manifest goes
     first, so a half-pruned one is never listed.
@@ -224,7 +253,8 @@ def prune_cmd(
     now = datetime.now(UTC)
     try:
         manifests = list_manifests(store)
-        decision = decide(manifests, policy)
+        verified = verified_ids(store, (m.backup_id for m in manifests))
+        decision = decide(manifests, policy, verified)
         for backup_id, why in sorted(decision.keep.items()):
             typer.echo(f"keep   {backup_id}  ({why})")
         for backup_id in decision.prune:
