@@ -14,12 +14,13 @@ from pathlib import Path
 from fleet_runtime.dlq import list_letters
 from fleet_testing.chaos.publisher import PublishLog, Tamper, run_load
 from fleet_testing.chaos.reconcile import StoreCheck, check_bots, check_ticks, check_trades
+from fleet_testing.chaos.reconcile_analytics import check_analytics
 from fleet_testing.chaos.rig import Rig
 from fleet_testing.chaos.scenarios import LEAD_S, FaultLog, Scenario, Sizes
 from fleet_testing.chaos.topology import chaos_streams
 from fleet_testing.chaos.workload import Message, Workload
 
-WORKERS = ["trade-recorder", "bot-lifecycle", "market-ingest"]
+WORKERS = ["trade-recorder", "bot-lifecycle", "market-ingest", "analytics-projector"]
 INJECT_VAR = "FLEET_CHAOS_INJECT"
 """Self-test of the suite only: ``phantom-ack`` records one fill per scenario as acked
 without publishing it (a lost event), ``unrecorded-copy`` publishes one tick per scenario
@@ -176,19 +177,31 @@ async def _reconcile(rig: Rig, workload: Workload, log: PublishLog) -> list[Stor
         ),
         await check_bots(rig.env_value("bot-lifecycle", "POSTGRES_DSN"), workload.bot_prefix, acks),
         await check_ticks(rig.env_value("market-ingest", "REDIS_URL"), workload.symbols, acks),
+        await check_analytics(
+            rig.env_value("analytics-projector", "MONGO_URL"),
+            rig.env_value("analytics-projector", "MONGO_DATABASE"),
+            workload.bot_prefix,
+            acks,
+        ),
     ]
 
 
 async def _dead_letters(rig: Rig, log: PublishLog, result: ScenarioResult) -> None:
-    """Match each dead letter to what was published at its stream position."""
+    """Match each dead letter to what was published at its stream position; every worker
+    that consumes a malformed message must dead-letter it."""
     ours = {(a.stream, a.seq): a for a in log.stored}
-    bad = {(a.stream, a.seq) for a in log.stored if a.message.bad is not None}
-    result.bad_published = len(bad)
-    lettered: set[tuple[str, int]] = set()
+    bad = {
+        (worker, a.stream, a.seq)
+        for a in log.stored
+        if a.message.bad is not None
+        for worker in rig.consumers_of(a.stream, a.message.subject)
+    }
+    result.bad_published = len({(s, q) for _, s, q in bad})
+    lettered: set[tuple[str, str, int]] = set()
     for letter in await list_letters(rig.js):
-        key = (letter.stream, letter.seq)
-        if key not in ours:
+        if (letter.stream, letter.seq) not in ours:
             continue  # another scenario's
+        key = (letter.worker, letter.stream, letter.seq)
         result.dead_letters += 1
         lettered.add(key)
         if key in bad:
