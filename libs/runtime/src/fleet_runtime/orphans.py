@@ -43,9 +43,10 @@ Why not one at a time from the second return on (the rule before): one transacti
 orphan made recovery slowest exactly when crashes came fastest. A process killed while it
 committed orphans one by one left the rest one delivery closer to the limit: a worker
 killed 8 times, each within half a second of its first commit (12,000 events, max_deliver
-8), gave up 947 good events that way; grouped, none (``test_crash_loop``). Grouping until the last delivery keeps the
-guarantee (the killer lowest, everything before it applied once) at the price of the
-killer's group-mates' extra deliveries, which the condition leaves room for. The other
+8), gave up 947 good events that way; grouped, none (``test_crash_loop``). Grouping until
+the last delivery keeps the guarantee (the killer lowest, everything before it applied
+once) at the price of the killer's group-mates' extra deliveries, which the condition
+leaves room for. The other
 half of the fix is the budget: streams.yaml gives every ordered consumer 8-10 deliveries
 with second and later waits of seconds, not minutes (a redelivery that waits a minute
 stalls an ordered consumer that long, and every process killed meanwhile burns the
