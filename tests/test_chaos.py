@@ -12,7 +12,7 @@ import pytest
 
 from fleet_testing.chaos import INJECT_VAR, select
 from fleet_testing.chaos.scenarios import QUICK
-from fleet_testing.chaos.suite import run_suite
+from fleet_testing.chaos.suite import CORE_WORKERS, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.timeout(240)
 async def test_worker_kills_leader_loss_and_malformed_input_lose_nothing() -> None:
     scenarios = select(["kill-workers", "nats-leader", "malformed"])
-    results, _ = await run_suite(scenarios, QUICK, repo=ROOT)
+    results, _ = await run_suite(scenarios, QUICK, repo=ROOT, workers=CORE_WORKERS)
     by_name = {r.scenario.name: r for r in results}
     assert list(by_name) == ["kill-workers", "nats-leader", "malformed"]
     for result in results:
@@ -32,20 +32,15 @@ async def test_worker_kills_leader_loss_and_malformed_input_lose_nothing() -> No
         assert result.exited == []
         assert result.exact
     kills = by_name["kill-workers"]
-    assert kills.faults == [
-        "kill -9 x1 each: trade-recorder, bot-lifecycle, market-ingest, analytics-projector"
-    ]
+    assert kills.faults == ["kill -9 x1 each: trade-recorder, bot-lifecycle, market-ingest"]
     assert kills.recover_s is not None
     leader = by_name["nats-leader"]
     assert leader.faults[0].startswith("kill -9 TRADES leader nats-cluster-n")
-    # Every malformed message the stream stored is dead-lettered by every worker that reads
-    # it (fills and bot events by analytics-projector too), and nothing else is.
+    # Every malformed message the stream stored is dead-lettered, and nothing else is.
     bad = by_name["malformed"]
     assert bad.bad_published == 4
-    assert bad.dead_letters == bad.truly_bad >= 4
+    assert bad.dead_letters == bad.truly_bad == 4
     assert bad.bad_missing == 0
-    analytics = [next(c for c in r.checks if c.store == "analytics") for r in results]
-    assert all(c.exact and c.applied == c.expected > 50 for c in analytics)
     for result in (kills, leader):
         assert result.dead_letters == 0
 
@@ -67,13 +62,15 @@ def test_the_suite_fails_and_says_so_when_an_acked_event_is_lost(tmp_path: Path)
     )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "chaos: steady: NOT EXACT" in proc.stdout
-    assert "lost 1, doubled 0" in proc.stdout
+    # trade-recorder and analytics-projector each miss the fill.
+    assert "lost 2, doubled 0" in proc.stdout
     assert "lost trade c0-t" in proc.stdout
+    assert "analytics lost trade c0-t" in proc.stdout
     assert "a scenario is NOT EXACT" in proc.stderr
     page = out.read_text()
     row = next(line for line in page.splitlines() if line.startswith("| steady |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[10:12] == ["1", "0"]  # lost, doubled
+    assert cells[10:12] == ["2", "0"]  # lost, doubled
     assert cells[-1] == "**NOT EXACT**"
 
 
@@ -88,3 +85,20 @@ async def test_the_suite_reports_an_event_applied_twice(monkeypatch: pytest.Monk
     assert (ticks.lost, ticks.doubled) == (0, 1)
     assert result.doubled == 1
     assert not result.exact
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_analytics_projector_killed_under_load_ends_exact() -> None:
+    """analytics-projector joins the rig (CI runs it in this one scenario: its MongoDB-wire
+    server is the slowest store); its read models are reconciled on their own."""
+    results, _ = await run_suite(select(["kill-workers"]), QUICK, repo=ROOT)
+    [result] = results
+    assert result.faults == [
+        "kill -9 x1 each: trade-recorder, bot-lifecycle, market-ingest, analytics-projector"
+    ]
+    analytics = next(c for c in result.checks if c.store == "analytics")
+    assert (analytics.lost, analytics.doubled, analytics.mismatched) == (0, 0, 0), analytics
+    assert analytics.applied == analytics.expected > 50
+    assert result.dead_letters == 0
+    assert result.exact, [c.notes for c in result.checks]

@@ -31,8 +31,8 @@ HEADER = "| " + " | ".join(COLUMNS) + " |"
 
 
 def _applied(result: ScenarioResult, store: str) -> str:
-    check = next(c for c in result.checks if c.store == store)
-    return f"{check.applied}/{check.expected}"
+    check = next((c for c in result.checks if c.store == store), None)
+    return "—" if check is None else f"{check.applied}/{check.expected}"
 
 
 def row(result: ScenarioResult) -> str:
