@@ -136,7 +136,10 @@ async def test_a_worker_killed_faster_than_it_recovers_loses_and_dead_letters_no
             worker.start()
             await worker.wait_ready()
             await wait_until(
-                lambda b=before: _at_least(postgres_database, b + 1), 30, "a commit", 0.01
+                lambda b=before: _at_least(postgres_database, min(b + 1, total)),
+                30,
+                "a commit (or nothing left)",
+                0.01,
             )
             await asyncio.sleep(rng.uniform(0.0, 0.5))
             worker.kill()
@@ -153,8 +156,9 @@ async def test_a_worker_killed_faster_than_it_recovers_loses_and_dead_letters_no
         assert await asyncio.to_thread(worker.proc.wait, 30) == 0
     finally:
         worker.close()
-    # Every kill landed mid-stream and left deliveries behind, some of them many.
-    assert min(held) > 0, held
+    # The kills landed mid-stream and left deliveries behind, many of them (the last one
+    # or two may find the worker done: it catches up within a few lives).
+    assert sum(1 for h in held if h) >= LOOP_MAX_DELIVER - 2, held
     assert max(held) > 200, held
     assert (await _dead(js), await count_effects(postgres_database)) == (0, total)
     n, quantity, applied = await read_totals(postgres_database)
