@@ -258,10 +258,11 @@ class ConsumerLoop:
 
         The orphans were held by a process that died, maybe because of one of them. Each
         group is committed and acked before the next is handled, so the ones before a
-        group that kills the process are applied and acked; groups grow only on the
-        orphans' first return and are single events after that, so the ones before an
-        event that kills the process every time end up applied and only that event and
-        the ones after it are delivered again (see ``fleet_runtime.orphans``).
+        group that kills the process are applied and acked; groups grow while a crash
+        still leaves every orphan a further delivery and are single events on the last
+        one, so the ones before an event that kills the process every time end up applied
+        and only that event and the ones after it are given up (see
+        ``fleet_runtime.orphans``).
 
         With AckPolicy.ALL the server ignores an ack whose delivery sequence is not above
         the last one it took, and orphans come back in the order their redelivery fell

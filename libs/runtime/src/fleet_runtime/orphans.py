@@ -17,26 +17,42 @@ checkpoint past events it has not seen yet. The guard prevents that:
    the server gave it up (max_deliver), or an instance that was still running (a rolling
    update) acked it.
 
-Holding few messages also matters for max_deliver: every message handed to a process
-that dies unprocessed uses up one of its deliveries.
+Every delivery counts against max_deliver, and a process killed while it holds a message
+uses that delivery up whether it was handling the message or merely holding it (buffered
+behind the batch in hand, or held by this guard). So max_deliver is also a crash budget:
+an event is given up only after that many processes died with it in their hands.
 
-The released orphans are then committed in small groups (``ConsumerLoop``, sizes from
-``orphan_groups``): one at a time whenever they came back before (the previous process
-may have died on one of them: a crash loop), so the ones before the killer are applied
-and acked before it is handled again, and only it and the ones after it use up
-deliveries until the server gives them up (dead-lettered from its advisories). The
-lowest stream sequence among those dead letters is the event that kills the process.
-(The ones after it cannot be kept out: the server redelivers in the order redeliveries
-fall due, not in stream order, so they come back before or with it.)
+The released orphans are then committed in groups (``ConsumerLoop``, sizes from
+``orphan_groups``), each committed and acked before the next is handled, so if a group
+kills the process everything before it is applied:
 
-Most crashes are not caused by an event (a deploy's kill, the OOM killer, a lost node),
-and one transaction per orphan makes a slow store take minutes for a thousand of them.
-So orphans back for the first time (delivered twice) are committed in groups of 1, 2,
-4, 8, … events, as long as the consumer allows one more delivery after this one. If a
-group kills the process, everything before the group is committed, and the group and
-the rest come back once more, now delivered three times: one at a time from there, as
-above. The crash-loop guarantee is the same; it costs the events of the killer's group
-that precede it one extra delivery, which max_deliver leaves room for (the condition).
+- groups of 1, 2, 4, 8, … events whenever a crash now still leaves each of them one more
+  delivery (``may_group``): one transaction per group, so a thousand orphans take 10
+  transactions, not 1,000, and a worker killed again and again faster than it catches
+  up still makes progress with every process (a crash loop that does not come from an
+  event: a node lost over and over, a deploy loop, the OOM killer);
+- one at a time on their last delivery: the events before the one that kills the process
+  every time are applied and acked before it is handled again, and only it and the ones
+  after it reach max_deliver; the server gives them up and they are dead-lettered from
+  its advisories (``fleet_runtime.exhausted``). The lowest stream sequence among those
+  dead letters is the event that kills the process. (The ones after it cannot be kept
+  out: the server redelivers in the order redeliveries fall due, not in stream order, so
+  they come back before or with it.)
+
+Why not one at a time from the second return on (the rule before): one transaction per
+orphan made recovery slowest exactly when crashes came fastest. A process killed while it
+committed orphans one by one left the rest one delivery closer to the limit: a worker
+killed 8 times, each within half a second of its first commit (12,000 events, max_deliver
+8), gave up 947 good events that way; grouped, none (``test_crash_loop``). Grouping until
+the last delivery keeps the guarantee (the killer lowest, everything before it applied
+once) at the price of the killer's group-mates' extra deliveries, which the condition
+leaves room for. The other
+half of the fix is the budget: streams.yaml gives every ordered consumer 8-10 deliveries
+with second and later waits of seconds, not minutes (a redelivery that waits a minute
+stalls an ordered consumer that long, and every process killed meanwhile burns the
+deliveries of the newer events it holds). Holding fewer messages after a restart was
+weighed too: the guard must hold every orphan to put them back in stream order, so it
+would not spare them, and pulling less ahead slows the recovery it protects.
 """
 
 from __future__ import annotations
@@ -61,12 +77,13 @@ FIRST_RETURN = 2
 def may_group(deliveries: Sequence[int], max_deliver: int) -> bool:
     """Whether orphans with these ``num_delivered`` counts may be committed in groups.
 
-    Only on their first return, and only if a crash now still leaves them one more
-    delivery (``max_deliver`` <= 0: no limit) to be committed one at a time.
+    As long as a crash now still leaves every one of them a further delivery
+    (``max_deliver`` <= 0: no limit), to be committed one at a time on; orphans on their
+    last delivery are committed one at a time.
     """
-    if not deliveries or any(d != FIRST_RETURN for d in deliveries):
+    if not deliveries or any(d < FIRST_RETURN for d in deliveries):
         return False
-    return max_deliver <= 0 or max_deliver >= FIRST_RETURN + 1
+    return max_deliver <= 0 or max(deliveries) < max_deliver
 
 
 def orphan_groups(msgs: Sequence[Msg], *, grouped: bool, largest: int) -> Iterator[list[Msg]]:

@@ -215,8 +215,8 @@ def test_shipped_file_is_valid_and_declares_every_worker() -> None:
     config = topology.durables_for("trade-recorder")[0].consumer_config()
     assert config.durable_name == "trade-recorder"
     assert config.filter_subjects == ["trade.>"]
-    assert config.max_deliver == 6
-    assert config.backoff == [2.0, 60.0, 300.0, 900.0, 3600.0]
+    assert config.max_deliver == 10
+    assert config.backoff == [2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0]
     dlq = topology.streams["DLQ"]
     assert dlq.discard == "new"
     assert dlq.max_age == 365 * 86400

@@ -9,13 +9,20 @@ the fix applies them once.
 from __future__ import annotations
 
 import asyncio
+import random
 import subprocess
 from pathlib import Path
 
 from nats.js.client import JetStreamContext
-from runtime_testkit.events import fill, publish_all, total_quantity
-from runtime_testkit.store import PgTestStore, applied_order, read_totals
-from runtime_testkit.worker import WorkerProcess, worker_task
+from runtime_testkit.events import fill, fills, publish_all, total_quantity
+from runtime_testkit.store import PgTestStore, applied_order, count_effects, read_totals
+from runtime_testkit.worker import (
+    TOPOLOGY,
+    WORKER,
+    WorkerProcess,
+    apply_test_topology,
+    worker_task,
+)
 from typer.testing import CliRunner
 
 from fleet_events import DLQ_STREAM, TRADES_STREAM, encode
@@ -100,3 +107,69 @@ async def test_the_events_before_one_that_kills_the_process_are_applied(
 
 async def _effects_are(dsn: str, n: int) -> bool:
     return (await read_totals(dsn))[0] == n
+
+
+# The fleet's own budget (streams.yaml gives every ordered consumer at least this many
+# deliveries) with the test topology's one-second waits.
+LOOP_MAX_DELIVER = 8
+LOOP_TOPOLOGY = TOPOLOGY.read_text().replace("max_deliver: 3", f"max_deliver: {LOOP_MAX_DELIVER}")
+
+
+async def test_a_worker_killed_faster_than_it_recovers_loses_and_dead_letters_nothing(
+    js: JetStreamContext, nats_url: str, postgres_database: str, tmp_path: Path
+) -> None:
+    """No event kills the process; it is killed anyway, as many times as max_deliver,
+    each time within half a second of its first commit (while it commits what the
+    previous processes held, long before it caught up). Every event must end applied
+    once, in order."""
+    total = 12000
+    await apply_test_topology(js, LOOP_TOPOLOGY)
+    await PgTestStore.create_schema(postgres_database)
+    events = fills(total, bots=4)
+    await publish_all(js, events)
+    worker = WorkerProcess(nats_url, postgres_database, tmp_path, batch_size=200)
+    rng = random.Random(7)
+    held: list[int] = []
+    try:
+        for _ in range(LOOP_MAX_DELIVER):
+            before = await count_effects(postgres_database)
+            worker.start()
+            await worker.wait_ready()
+            await wait_until(
+                lambda b=before: _at_least(postgres_database, min(b + 1, total)),
+                30,
+                "a commit (or nothing left)",
+                0.01,
+            )
+            await asyncio.sleep(rng.uniform(0.0, 0.5))
+            worker.kill()
+            info = await js.consumer_info(TRADES_STREAM, WORKER)
+            held.append(info.num_ack_pending or 0)
+        worker.start()
+        await worker.wait_ready()
+        # Settled: every event applied or dead-lettered (given up events are swept within 5 s).
+        await wait_until(
+            lambda: _applied_or_dead(js, postgres_database, total), 120, "every event settled"
+        )
+        worker.terminate()
+        assert worker.proc is not None
+        assert await asyncio.to_thread(worker.proc.wait, 30) == 0
+    finally:
+        worker.close()
+    # The kills landed mid-stream and left deliveries behind, many of them (the last one
+    # or two may find the worker done: it catches up within a few lives).
+    assert sum(1 for h in held if h) >= LOOP_MAX_DELIVER - 2, held
+    assert max(held) > 200, held
+    assert (await _dead(js), await count_effects(postgres_database)) == (0, total)
+    n, quantity, applied = await read_totals(postgres_database)
+    assert (n, applied) == (total, total)
+    assert quantity == total_quantity(events)
+    assert await applied_order(postgres_database) == list(range(1, total + 1))
+
+
+async def _applied_or_dead(js: JetStreamContext, dsn: str, n: int) -> bool:
+    return await count_effects(dsn) + await _dead(js) >= n
+
+
+async def _at_least(dsn: str, n: int) -> bool:
+    return await count_effects(dsn) >= n

@@ -1,4 +1,4 @@
-"""The system under test: a 3-node NATS cluster, PostgreSQL, Redis and worker processes.
+"""The system under test: a 3-node NATS cluster, PostgreSQL, Redis, MongoDB and worker processes.
 
 Servers come from the launcher (``Fleet``); workers run as ``fleet worker run NAME``
 processes with the environment `fleet dev up` gives them (their own databases, roles and
@@ -45,6 +45,17 @@ async def _quiet(exc: Exception) -> None:
 
 async def _nothing() -> None:
     """No report on a disconnect either (the client reconnects to another node)."""
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` is one word, a final ``>`` one or more."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, word in enumerate(want):
+        if word == ">":
+            return len(got) > i
+        if i >= len(got) or word not in ("*", got[i]):
+            return False
+    return len(want) == len(got)
 
 
 def env_prefix(worker: str) -> str:
@@ -122,10 +133,21 @@ class Rig:
             for d in self.topology.durables_for(name)
         ]
 
+    def consumers_of(self, stream: str, subject: str) -> set[str]:
+        """The running workers one of whose consumers on ``stream`` receives ``subject``
+        (as published, before any partition transform)."""
+        return {
+            spec.worker
+            for spec in self.topology.consumers
+            if spec.worker in self.worker_names
+            and spec.stream == stream
+            and any(subject_matches(f, subject) for f in spec.filter_subjects or [">"])
+        }
+
     async def start(self) -> None:
         """Start the servers and the cluster, apply the topology, start every worker."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self.fleet.start, "postgres", "redis")
+        await asyncio.to_thread(self.fleet.start, "postgres", "redis", "mongo")
         self.cluster = await asyncio.to_thread(self.fleet.launch_nats_cluster, 3)
         # The cluster's URL and the credentials its users were generated with.
         fleet_env = {**self.fleet.env(), **self.cluster.env()}
@@ -227,12 +249,14 @@ class Rig:
         await wait_until(current, timeout, f"{streams} replicas current", poll_s=0.25)
 
     async def lags(self) -> dict[str, int]:
-        """Each watched consumer's pending + awaiting-ack count (missing when unanswered)."""
+        """Each watched consumer's pending + awaiting-ack count by ``STREAM/durable`` (one
+        worker may have a durable of the same name on several streams); missing when
+        unanswered."""
         out: dict[str, int] = {}
         for stream, durable in self.durables:
             with contextlib.suppress(Exception):
                 info = await asyncio.wait_for(self.js.consumer_info(stream, durable), 2)
-                out[durable] = (info.num_pending or 0) + (info.num_ack_pending or 0)
+                out[f"{stream}/{durable}"] = (info.num_pending or 0) + (info.num_ack_pending or 0)
         return out
 
     async def caught_up(self, limit: int) -> bool:

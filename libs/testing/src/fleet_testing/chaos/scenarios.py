@@ -23,6 +23,10 @@ from fleet_testing.waiting import wait_until
 LEAD_S = 2.0
 """Load before the first fault: the workers are busy when it lands."""
 REPLICATED = ["BOTS", "TRADES", "MARKET"]
+CAUGHT_UP_S = 5.0
+"""Caught up: the lag of all consumers together at most this many seconds of traffic
+(analytics-projector's MongoDB transactions keep one to two seconds of it in flight on a
+busy machine, so one second was never reached with it running)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class Sizes:
     """SIGSTOP length; longer than the first ack wait (2 s) so the server redelivers."""
     partition_down_s: float
     drain_timeout_s: float
+    loop_kills: int
+    """kill -9 per worker process in the crash-loop scenario."""
+    loop_gap_s: tuple[float, float]
+    """Range of the random time between two kills of one process in the crash loop."""
 
 
 QUICK = Sizes(
@@ -56,6 +64,8 @@ QUICK = Sizes(
     pause_s=6,
     partition_down_s=6,
     drain_timeout_s=120,
+    loop_kills=3,
+    loop_gap_s=(2.0, 6.0),
 )
 FULL = Sizes(
     rate=60,
@@ -67,6 +77,8 @@ FULL = Sizes(
     pause_s=10,
     partition_down_s=15,
     drain_timeout_s=300,
+    loop_kills=10,
+    loop_gap_s=(2.0, 12.0),
 )
 
 
@@ -104,10 +116,9 @@ class Scenario:
 async def kill_workers(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultLog) -> None:
     """kill -9 each worker ``sizes.kills`` times at random moments, restarting it at once.
 
-    Each kill waits until the fleet has caught up with the previous one (every
-    consumer within a second of traffic): these are separate crashes, not a crash loop.
-    Kills faster than a worker recovers push its redeliveries into the long backoff steps
-    and use up max_deliver (see docs/reliability.md, "Not covered yet").
+    Each kill waits until the fleet has caught up with the previous one (all consumers
+    together within ``CAUGHT_UP_S`` of traffic): these are separate crashes;
+    ``crash_loop`` kills without waiting.
     """
     names = rig.worker_names
     plan = [name for _ in range(sizes.kills) for name in rng.sample(names, k=len(names))]
@@ -115,13 +126,43 @@ async def kill_workers(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultLog
         label = rng.choice(rig.labels(name))
         await rig.wait_ready(rig.workers[label])
         await wait_until(
-            lambda: rig.caught_up(int(sizes.rate)), 300, "the fleet to catch up", poll_s=0.25
+            lambda: rig.caught_up(int(sizes.rate * CAUGHT_UP_S)),
+            300,
+            "the fleet to catch up",
+            poll_s=0.25,
         )
         await asyncio.sleep(rng.uniform(0.3, 2.5))
         await rig.kill_worker(label)
         rig.restart_worker(label)
         log.heal()
     log.note(f"kill -9 x{sizes.kills} each: {', '.join(names)}")
+
+
+async def crash_loop(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultLog) -> None:
+    """kill -9 every worker process ``sizes.loop_kills`` times, each process on its own
+    random clock (``sizes.loop_gap_s`` apart, counted from its previous kill), restarted at
+    once and never waited for: kills land while it starts, while it recovers the events
+    the previous process held, and while it catches up.
+    """
+    labels = list(rig.workers)
+    # One random source per process, drawn up front: the plan does not depend on timing.
+    plans = {
+        label: [rng.uniform(*sizes.loop_gap_s) for _ in range(sizes.loop_kills)] for label in labels
+    }
+
+    async def loop(label: str) -> None:
+        for gap in plans[label]:
+            await asyncio.sleep(gap)
+            await rig.kill_worker(label)
+            rig.restart_worker(label)
+
+    await asyncio.gather(*(loop(label) for label in labels))
+    low, high = sizes.loop_gap_s
+    log.note(
+        f"kill -9 x{sizes.loop_kills} each of {len(labels)} processes, every "
+        f"{low:.0f}-{high:.0f}s, no wait for recovery"
+    )
+    log.heal()
 
 
 def _store_down(kind: str) -> Fault:
@@ -209,6 +250,11 @@ async def lose_partition(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultL
 SCENARIOS = [
     Scenario("steady", "no fault: the baseline"),
     Scenario("kill-workers", "kill -9 every worker at random moments", kill_workers),
+    Scenario(
+        "crash-loop",
+        "every worker process killed again and again, faster than it recovers",
+        crash_loop,
+    ),
     Scenario("postgres-down", "PostgreSQL stopped, then started", _store_down("postgres")),
     Scenario("redis-down", "Redis stopped, then started", _store_down("redis")),
     Scenario("nats-leader", "the TRADES stream leader killed", _node_down(leader=True)),

@@ -14,12 +14,16 @@ from pathlib import Path
 from fleet_runtime.dlq import list_letters
 from fleet_testing.chaos.publisher import PublishLog, Tamper, run_load
 from fleet_testing.chaos.reconcile import StoreCheck, check_bots, check_ticks, check_trades
+from fleet_testing.chaos.reconcile_analytics import check_analytics
 from fleet_testing.chaos.rig import Rig
 from fleet_testing.chaos.scenarios import LEAD_S, FaultLog, Scenario, Sizes
 from fleet_testing.chaos.topology import chaos_streams
 from fleet_testing.chaos.workload import Message, Workload
 
-WORKERS = ["trade-recorder", "bot-lifecycle", "market-ingest"]
+CORE_WORKERS = ["trade-recorder", "bot-lifecycle", "market-ingest"]
+WORKERS = [*CORE_WORKERS, "analytics-projector"]
+"""Every worker the suite runs (``run_suite(workers=CORE_WORKERS)`` leaves analytics out:
+its MongoDB-wire server is the slowest store, and CI runs it in one scenario only)."""
 INJECT_VAR = "FLEET_CHAOS_INJECT"
 """Self-test of the suite only: ``phantom-ack`` records one fill per scenario as acked
 without publishing it (a lost event), ``unrecorded-copy`` publishes one tick per scenario
@@ -170,25 +174,41 @@ async def _drain(rig: Rig, timeout: float) -> float | None:  # noqa: ASYNC109
 
 async def _reconcile(rig: Rig, workload: Workload, log: PublishLog) -> list[StoreCheck]:
     acks = log.stored
-    return [
+    checks = [
         await check_trades(
             rig.env_value("trade-recorder", "POSTGRES_DSN"), workload.bot_prefix, acks
         ),
         await check_bots(rig.env_value("bot-lifecycle", "POSTGRES_DSN"), workload.bot_prefix, acks),
         await check_ticks(rig.env_value("market-ingest", "REDIS_URL"), workload.symbols, acks),
     ]
+    if "analytics-projector" in rig.worker_names:
+        checks.append(
+            await check_analytics(
+                rig.env_value("analytics-projector", "MONGO_URL"),
+                rig.env_value("analytics-projector", "MONGO_DATABASE"),
+                workload.bot_prefix,
+                acks,
+            )
+        )
+    return checks
 
 
 async def _dead_letters(rig: Rig, log: PublishLog, result: ScenarioResult) -> None:
-    """Match each dead letter to what was published at its stream position."""
+    """Match each dead letter to what was published at its stream position; every worker
+    that consumes a malformed message must dead-letter it."""
     ours = {(a.stream, a.seq): a for a in log.stored}
-    bad = {(a.stream, a.seq) for a in log.stored if a.message.bad is not None}
-    result.bad_published = len(bad)
-    lettered: set[tuple[str, int]] = set()
+    bad = {
+        (worker, a.stream, a.seq)
+        for a in log.stored
+        if a.message.bad is not None
+        for worker in rig.consumers_of(a.stream, a.message.subject)
+    }
+    result.bad_published = len({(s, q) for _, s, q in bad})
+    lettered: set[tuple[str, str, int]] = set()
     for letter in await list_letters(rig.js):
-        key = (letter.stream, letter.seq)
-        if key not in ours:
+        if (letter.stream, letter.seq) not in ours:
             continue  # another scenario's
+        key = (letter.worker, letter.stream, letter.seq)
         result.dead_letters += 1
         lettered.add(key)
         if key in bad:
@@ -197,13 +217,19 @@ async def _dead_letters(rig: Rig, log: PublishLog, result: ScenarioResult) -> No
 
 
 async def run_suite(
-    scenarios: list[Scenario], sizes: Sizes, *, repo: Path, seed: int = 21
+    scenarios: list[Scenario],
+    sizes: Sizes,
+    *,
+    repo: Path,
+    seed: int = 21,
+    workers: list[str] | None = None,
 ) -> tuple[list[ScenarioResult], float]:
-    """Start the rig, run ``scenarios`` in order, stop everything; (results, seconds)."""
+    """Start the rig with ``workers`` (default ``WORKERS``), run ``scenarios`` in order,
+    stop everything; (results, seconds)."""
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="fleet-chaos-"))
     streams = chaos_streams(repo / "streams.yaml", work / "streams.yaml")
-    rig = Rig(streams, WORKERS, work / "logs")
+    rig = Rig(streams, list(workers or WORKERS), work / "logs")
     results: list[ScenarioResult] = []
     try:
         await rig.start()

@@ -32,6 +32,9 @@ from fleet_events import (
 )
 
 T0 = datetime(2024, 6, 3, tzinfo=UTC)
+FILLS_AGO = timedelta(days=1)
+"""Fills are executed from a day before the run on: analytics-projector's trading_events
+expire 90 days after their execution time (a TTL index), and the reconciler counts them."""
 SOURCE = "fleet-chaos"
 BAD_KINDS = ("bad-json", "wrong-type", "schema-violation", "unknown-version")
 
@@ -68,7 +71,8 @@ class Mix:
 
 
 class Workload:
-    """Generates a scenario's messages in publish order (deterministic for a seed)."""
+    """Generates a scenario's messages in publish order (deterministic for a seed, fill
+    times apart: they count from the day before the run)."""
 
     def __init__(self, tag: str, *, seed: int, mix: Mix, bots: int = 6, symbols: int = 3) -> None:
         self.tag = tag
@@ -81,6 +85,7 @@ class Workload:
         self._tick_at = dict.fromkeys(self._symbols, T0)
         self._price = {s: Decimal(100 + 50 * n) for n, s in enumerate(self._symbols)}
         self._trades = 0
+        self._fills_t0 = datetime.now(UTC).replace(microsecond=0) - FILLS_AGO
         self._bad = 0
         self._count = 0
 
@@ -165,7 +170,7 @@ class Workload:
                 price=Decimal(self._rng.randint(20_000, 21_000)),
                 fee=Decimal(self._rng.randint(0, 9)) / 1000,
                 fee_currency="USDT",
-                executed_at=T0 + timedelta(seconds=n),
+                executed_at=self._fills_t0 + timedelta(seconds=n),
             ),
             source=SOURCE,
         )
