@@ -47,6 +47,7 @@ class Sources:
     s3_secret_key: str
     s3_region: str
     s3_bucket: str
+    cold: bool = True
 
 
 INCOMPLETE = 3
@@ -107,17 +108,18 @@ async def _export(
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         at.mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True
     )
-    cold = ParquetCandles(
-        s3_filesystem(at.s3_endpoint, at.s3_access_key, at.s3_secret_key, at.s3_region),
-        at.s3_bucket,
-    )
     report = Report()
     writer = csv.DictWriter(sys.stdout, fieldnames=_FIELDS) if fmt is Format.CSV else None
     sink = ParquetSink(sys.stdout.buffer) if fmt is Format.PARQUET else None
     if writer is not None:
         writer.writeheader()
     try:
-        tiers: list[Tier] = [RedisCandles(redis), MongoCandles(mongo[at.mongo_database]), cold]
+        tiers: list[Tier] = [RedisCandles(redis), MongoCandles(mongo[at.mongo_database])]
+        if at.cold:
+            filesystem = s3_filesystem(
+                at.s3_endpoint, at.s3_access_key, at.s3_secret_key, at.s3_region
+            )
+            tiers.append(ParquetCandles(filesystem, at.s3_bucket))
         async for candle in read_candles(tiers, symbol, known, start, end, report):
             if sink is not None:
                 sink.write(candle)
@@ -133,7 +135,7 @@ async def _export(
         raise UserError(
             f"cold tier (S3 {at.s3_endpoint}, bucket {at.s3_bucket}): {str(exc).splitlines()[0]}",
             fix="point --s3-endpoint/--s3-bucket (or FLEET_S3_ENDPOINT and its keys) at "
-            "backup-runner's bucket",
+            "backup-runner's bucket, or pass --no-cold to read the hot and warm tiers only",
         ) from None
     finally:
         await redis.aclose()
@@ -167,6 +169,9 @@ def candles(
             help="backup-runner's bucket (default: $FLEET_HISTORY_BUCKET or its default)."
         ),
     ] = None,
+    cold: Annotated[
+        bool, typer.Option("--cold/--no-cold", help="Read the cold tier (S3 Parquet) too.")
+    ] = True,
 ) -> None:
     """Stream a candle series stitched from the hot (Redis), warm (MongoDB) and cold (S3) tiers.
 
@@ -186,6 +191,7 @@ def candles(
         s3_secret_key=env("FLEET_S3_SECRET_KEY") or "minioadmin",
         s3_region=env("FLEET_S3_REGION") or "us-east-1",
         s3_bucket=s3_bucket or env("FLEET_HISTORY_BUCKET") or "tradefleet-backups",
+        cold=cold,
     )
     report = asyncio.run(_export(symbol, interval, first, last, fmt, sources))
     if not report.runs:
