@@ -80,6 +80,7 @@ def _row(candle: Candle) -> dict[str, Any]:
 async def _export(
     symbol: str, interval: str, start: datetime, end: datetime, fmt: Format, at: Sources
 ) -> Report:
+    import pyarrow as pa  # noqa: PLC0415
     from pymongo import AsyncMongoClient  # noqa: PLC0415 - only this command needs it
     from redis.asyncio import Redis  # noqa: PLC0415
 
@@ -95,6 +96,10 @@ async def _export(
         s3_filesystem,
     )
     from fleet_history.export import ParquetSink  # noqa: PLC0415
+
+    # The process's own allocator gives memory back between files; Arrow's default pool
+    # (mimalloc) kept ~25 MB more at its peak in a month-long export.
+    pa.set_memory_pool(pa.system_memory_pool())
 
     try:
         known = check_range(interval, start, end)
