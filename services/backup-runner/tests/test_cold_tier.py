@@ -4,6 +4,7 @@ S3 server, without the project's reader."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,8 +15,10 @@ from pathlib import Path
 import nats
 import pyarrow.dataset as ds
 import pytest
+import zstandard
 from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
+from pydantic import SecretStr
 
 from backup_runner import coldtier
 from backup_runner.candlefiles import ColdRetention
@@ -235,3 +238,28 @@ def test_the_s3_lifecycle_rules_in_deploy_match_the_default_retention() -> None:
     assert days["history/candles/interval=1m/"] == 365
     assert days["history/candles/interval=1h/"] == 5 * 365
     assert len(days) == len(CandleInterval)
+
+
+async def test_an_encrypted_archive_still_gives_parquet_files_in_the_clear(
+    settings: BackupRunnerSettings,
+    store: MinioObjectStore,
+    js: JetStreamContext,
+    s3_server: S3Server,
+) -> None:
+    key = SecretStr(base64.b64encode(bytes(range(32))).decode())
+    scene = Scene(js, settings.model_copy(update={"encryption_key": key}), store)
+    await scene.create()
+    minutes = [
+        candle(
+            scene.symbol, M1, datetime(2026, 12, 1, tzinfo=UTC) + timedelta(minutes=k), Decimal(7)
+        )
+        for k in range(3)
+    ]
+    await scene.publish(*minutes)
+    position = await scene.backup()
+    assert position["files_written"] == 1
+    # The segment is encrypted (zstd cannot open it); the cold file is plain Parquet.
+    segment = next(k for k in store.keys(f"streams/{scene.stream}/"))
+    with pytest.raises(zstandard.ZstdError):
+        zstandard.ZstdDecompressor().decompressobj().decompress(b"".join(store.get_chunks(segment)))
+    assert read_dataset(s3_server, store.bucket, scene.symbol, M1) == as_rows(*minutes)

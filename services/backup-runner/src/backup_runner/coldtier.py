@@ -128,7 +128,7 @@ def compact(
     stream: str,
     retention: ColdRetention,
     now: datetime,
-    flush_at: int = 100_000,
+    flush_at: int = 50_000,
 ) -> ColdResult:
     """Bring the cold tier up to the end of ``stream``'s archive, then apply retention.
 
