@@ -8,7 +8,9 @@
   documents (the cursor drained, documents decoded).
 - **Peak RSS** of each `fleet candles` process (``ru_maxrss`` of the child).
 
-Same run, fresh servers. ``python -m bench.history [--quick] [--out DIR]``.
+Same run, fresh servers. ``./fleetw bench --only market-history [--quick]`` (results in
+bench/results/latest/ or quick/) or ``python -m bench.history [--quick] [--out DIR]``
+(bench/results/market-history/).
 """
 
 from __future__ import annotations
@@ -220,16 +222,21 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def write_report(doc: dict[str, Any], out_dir: Path) -> Path:
+    """Write market-history.md and market-history.json; return the Markdown path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "market-history.json").write_text(json.dumps(doc, indent=2) + "\n")
+    md = out_dir / "market-history.md"
+    md.write_text(markdown(doc))
+    return md
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a month of candles, not a year")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/market-history")
     args = parser.parse_args()
-    doc = asyncio.run(measure(args.quick))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "market-history.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / "market-history.md").write_text(markdown(doc))
-    print(markdown(doc))
+    print(write_report(asyncio.run(measure(args.quick)), args.out).read_text())
 
 
 if __name__ == "__main__":
