@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -126,28 +127,45 @@ def _raw_mongo(url: str, symbol: str, n: int) -> tuple[float, int]:
     return seconds, count
 
 
+_CHILD = (
+    "import atexit, runpy, sys\n"
+    "def peak():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            sys.stderr.write(f'VmHWM {int(line.split()[1])}\\n')\n"
+    "atexit.register(peak)\n"
+    "sys.argv = ['fleet', *sys.argv[1:]]\n"
+    "runpy.run_module('fleet_runtime.cli', run_name='__main__')\n"
+)
+"""Runs `fleet candles` and reports its own peak RSS (VmHWM of the process after exec:
+``ru_maxrss`` of a child counts the bench process it was forked from)."""
+
+
 def _export(env: dict[str, str], symbol: str, n: int, fmt: str, cold: bool) -> dict[str, Any]:
-    args = [sys.executable, "-m", "fleet_runtime.cli", "candles", symbol, "1m",
+    args = [sys.executable, "-c", _CHILD, "candles", symbol, "1m",
             "--from", START.isoformat(), "--to", (START + timedelta(minutes=n)).isoformat(),
             "--format", fmt, "--cold" if cold else "--no-cold"]  # fmt: skip
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
+    proc = subprocess.run(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, check=False
     )
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.decode()
     if proc.returncode != 0:
         raise RuntimeError(f"fleet candles failed ({proc.returncode}): {err}")
     served = sum(int(line.split(": ")[1].split(" ")[0]) for line in err.splitlines() if " candles " in line)  # fmt: skip
-    return {"seconds": seconds, "rows": served, "peak_rss_mb": usage.ru_maxrss / 1024}
+    peak_kb = next(int(line.split()[1]) for line in err.splitlines() if line.startswith("VmHWM "))
+    return {"seconds": seconds, "rows": served, "peak_rss_mb": peak_kb / 1024}
 
 
-async def measure(quick: bool) -> dict[str, Any]:
-    """Every figure of one run, with its same-run raw baselines."""
+async def measure(quick: bool, warm_candles: int | None = None) -> dict[str, Any]:
+    """Every figure of one run, with its same-run raw baselines.
+
+    ``warm_candles``: fewer candles for the warm rows (secantusdb loads ~1k documents/s on
+    a busy machine: a year takes ~25 minutes).
+    """
     n = 43_200 if quick else 525_600
+    w = min(warm_candles or n, n)
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-history-"))
     rows = _candles(n)
@@ -158,17 +176,21 @@ async def measure(quick: bool) -> dict[str, Any]:
     with Fleet(tmp / "servers") as fleet:
         fleet.start("redis", "mongo", "s3")
         cold_bytes = await asyncio.to_thread(_put_cold, fleet, cold_symbol, rows)
-        await asyncio.to_thread(_put_warm, fleet.mongo.url, warm_symbol, rows)
+        await asyncio.to_thread(
+            _put_warm, fleet.mongo.url, warm_symbol, dict(itertools.islice(rows.items(), w))
+        )
         env = {**os.environ, **fleet.env(), "FLEET_HISTORY_BUCKET": BUCKET}
         raw_cold_s, raw_cold_rows = await asyncio.to_thread(_raw_pyarrow, fleet, cold_symbol)
         cold_csv = await asyncio.to_thread(_export, env, cold_symbol, n, "csv", True)
         cold_parquet = await asyncio.to_thread(_export, env, cold_symbol, n, "parquet", True)
-        raw_warm_s, raw_warm_rows = await asyncio.to_thread(_raw_mongo, fleet.mongo.url, warm_symbol, n)  # fmt: skip
-        warm_csv = await asyncio.to_thread(_export, env, warm_symbol, n, "csv", False)
-    assert raw_cold_rows == raw_warm_rows == cold_csv["rows"] == warm_csv["rows"] == n
+        raw_warm_s, raw_warm_rows = await asyncio.to_thread(_raw_mongo, fleet.mongo.url, warm_symbol, w)  # fmt: skip
+        warm_csv = await asyncio.to_thread(_export, env, warm_symbol, w, "csv", False)
+    assert raw_cold_rows == cold_csv["rows"] == cold_parquet["rows"] == n
+    assert raw_warm_rows == warm_csv["rows"] == w
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "candles": n,
+        "warm_candles": w,
         "cold_mb": cold_bytes / 1024 / 1024,
         "cold": {
             "raw_pyarrow_rows_s": n / raw_cold_s,
@@ -176,8 +198,8 @@ async def measure(quick: bool) -> dict[str, Any]:
             "parquet": {**cold_parquet, "rows_s": n / cold_parquet["seconds"]},
         },
         "warm": {
-            "raw_pymongo_rows_s": n / raw_warm_s,
-            "csv": {**warm_csv, "rows_s": n / warm_csv["seconds"]},
+            "raw_pymongo_rows_s": w / raw_warm_s,
+            "csv": {**warm_csv, "rows_s": w / warm_csv["seconds"]},
         },
         "cpus": os.cpu_count(),
         "load_1m": os.getloadavg()[0],
@@ -199,8 +221,9 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"{doc['date']}, {doc['cpus']} CPUs (1-minute load {doc['load_1m']:.1f}: shared machine); "
         f"{doc['candles']:,} 1m candles of one symbol ({doc['cold_mb']:.1f} MB of zstd Parquet "
-        "in monthly files on SeaweedFS; the same candles as price_history documents on the "
-        f"MongoDB-wire server, secantusdb); fresh servers; {doc['seconds']} s. "
+        f"in monthly files on SeaweedFS; the first {doc['warm_candles']:,} of them as "
+        "price_history documents on the MongoDB-wire server, secantusdb); fresh servers; "
+        f"{doc['seconds']} s. "
         "`fleet candles` output goes to /dev/null; its time includes the process start.",
         "",
         "| export | rows/s | raw baseline | raw rows/s | ratio | peak RSS |",
@@ -234,9 +257,11 @@ def write_report(doc: dict[str, Any], out_dir: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a month of candles, not a year")
+    parser.add_argument("--warm-candles", type=int, default=None, help="fewer warm candles")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/market-history")
     args = parser.parse_args()
-    print(write_report(asyncio.run(measure(args.quick)), args.out).read_text())
+    doc = asyncio.run(measure(args.quick, args.warm_candles))
+    print(write_report(doc, args.out).read_text())
 
 
 if __name__ == "__main__":
