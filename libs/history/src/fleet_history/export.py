@@ -31,7 +31,7 @@ class ParquetSink:
     """Writes candles to ``out`` as Parquet (zstd), the columns of the cold tier plus
     ``closed``; a row group every ``group_rows`` candles."""
 
-    def __init__(self, out: BinaryIO, group_rows: int = 50_000) -> None:
+    def __init__(self, out: BinaryIO, group_rows: int = 10_000) -> None:
         self._writer = pq.ParquetWriter(pa.PythonFile(out, mode="w"), SCHEMA, compression="zstd")
         self._group_rows = group_rows
         self._rows: list[list[Any]] = [[] for _ in _NAMES]
