@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from bench.workloads import Workload
-from fleet_events import BotCreated, BotDeployed, BotStarted, BotStopped, TradeExecuted, decode
+from fleet_events import BotCreated, BotDeployed, BotStarted, BotStopped, decode
 
 CHUNK = 10_000
 """Events per transaction (the raw store write's COPY size)."""
@@ -105,29 +105,14 @@ def _events(workload: Workload, n: int) -> list[tuple[Any, int]]:
 
 async def trades_limit(owner_dsn: str, workload: Workload, n: int) -> float:
     """trade-recorder's rows (trades, orders, positions, checkpoint) for ``n`` fills. Fills/s."""
-    from trade_recorder.store import ensure_roles, run_migrations  # noqa: PLC0415
+    from trade_recorder.store import (  # noqa: PLC0415
+        ensure_roles,
+        fill_record,
+        run_migrations,
+    )
 
     dsn = await _migrated(owner_dsn, "store_aware_trading", run_migrations, ensure_roles)
-    rows = []
-    for event, seq in _events(workload, n):
-        f: TradeExecuted = event.data
-        rows.append(
-            (
-                f.trade_id,
-                f.order_id,
-                f.bot_id,
-                f.user_id,
-                f.symbol,
-                f.side.value,
-                str(f.price),
-                str(f.quantity),
-                str(f.fee),
-                f.fee_currency,
-                f.executed_at,
-                event.id,
-                seq,
-            )
-        )
+    rows = [fill_record(event.data, event.id, seq) for event, seq in _events(workload, n)]
     chunks = [
         (_copy_text(rows[i : i + CHUNK]), rows[min(i + CHUNK, len(rows)) - 1][-1])
         for i in range(0, len(rows), CHUNK)

@@ -23,9 +23,9 @@ from nats.js.client import JetStreamContext
 from redis.asyncio import Redis
 
 from backup_runner.app import object_store
+from backup_runner.archive_chain import segment_key
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
-from backup_runner.targets.streams import segment_key
 from fleet_events import Event, MarketTick, Side, TradeCompleted, TradeExecuted, new_event
 from fleet_pgmigrate import dsn_with
 from fleet_runtime.publisher import EventPublisher
@@ -195,11 +195,31 @@ async def test_trade_recorder_rebuilds_past_retention_from_archive_and_stream(
         await check_books(db, fills)
 
         # One segment gone from the bucket: the rebuild is refused, naming the hole.
-        object_store(settings).delete(segment_key("TRADES", 501, 1000))
+        store = object_store(settings)
+        middle = segment_key("TRADES", 501, 1000)
+        saved = b"".join(store.get_chunks(middle))
+        store.delete(middle)
         holed = await run_fleet(["replay", "trade-recorder", "--from-archive", "--yes"], env)
         assert holed.code == 2, holed.err
         assert "TRADES 501-1000 missing from the archive" in holed.err, holed.err
         assert "Traceback" not in holed.err
+        await check_books(db, fills)
+        store.put_bytes(middle, saved)
+
+        # Retention removed the archive's start (no PostgreSQL backup holds it back): the
+        # rebuild from the first event is refused, naming the earliest sequence left.
+        pruned = await run_fleet(
+            ["backup", "prune"], {**env, "BACKUP_RUNNER_ARCHIVE_KEEP_DAYS": "0"}
+        )
+        assert pruned.code == 0, pruned.err
+        assert "prune  TRADES 1-1500 (3 segments)" in pruned.out, pruned.out
+        gone = await run_fleet(["replay", "trade-recorder", "--from-archive", "--yes"], env)
+        assert gone.code == 2, gone.err
+        assert (
+            "retention pruned it through sequence 1500, its earliest available sequence is "
+            f"1501 (the stream starts at {info.state.first_seq})"
+        ) in gone.err, gone.err
+        assert "Traceback" not in gone.err
         await check_books(db, fills)
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -9,8 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import nats
 import pytest
 from bson import Decimal128
+from nats.js.client import JetStreamContext
 from pymongo import ASCENDING, MongoClient
 
 from backup_runner.app import object_store
@@ -88,6 +90,16 @@ def mongo_database(mongo_server: MongoServer) -> Iterator[str]:
     finally:
         client.drop_database(name)
         client.close()
+
+
+@pytest.fixture
+async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    """A JetStream context on the shared NATS server."""
+    nc = await nats.connect(nats_server.url)
+    try:
+        yield nc.jetstream()
+    finally:
+        await nc.close()
 
 
 @pytest.fixture

@@ -10,12 +10,10 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
-import nats
 import pytest
 import zstandard
 from bson import json_util
@@ -23,26 +21,17 @@ from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
 from pydantic import SecretStr
 
+from backup_runner.archive_chain import archived_ranges, chain_gaps
 from backup_runner.errors import BackupRefused
 from backup_runner.manifest import manifest_key, read_manifest
 from backup_runner.objects import MinioObjectStore
 from backup_runner.reader_role import READER_ROLE, ensure_reader_role
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
-from backup_runner.targets.streams import archived_ranges, chain_gaps
 from fleet_pgmigrate.roles import dsn_with
-from fleet_testing.servers import NatsServer, PostgresServer
+from fleet_testing.servers import PostgresServer
 from fleet_testing.waiting import wait_until
 from fleet_testing.workerprocs import settings_env
-
-
-@pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(nats_server.url)
-    try:
-        yield nc.jetstream()
-    finally:
-        await nc.close()
 
 
 def request(target: str, scope: str | None = None) -> BackupRequest:

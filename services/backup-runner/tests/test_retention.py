@@ -12,11 +12,13 @@ from backup_runner.objects import MinioObjectStore
 from backup_runner.retention import RetentionPolicy, decide
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
+from backup_runner.verification import Verification, read_verification
 from fleet_testing.servers import NatsServer
 
 from .test_restore import fleet_backup
 
 NOW = datetime(2026, 6, 15, 12, 30, tzinfo=UTC)
+FAILED = Verification(backup_id="", verified_at=NOW, ok=False, objects_checked=0, problems=[])
 
 
 def made(backup_id: str, at: datetime, target: str = "postgres") -> Manifest:
@@ -82,3 +84,51 @@ async def test_prune_deletes_manifest_and_objects_of_what_the_policy_drops(
     assert store.keys(f"backups/{ids[0]}/") == []
     assert store.keys(f"backups/{ids[1]}/") == []
     assert len(store.keys(f"backups/{ids[2]}/")) == 2  # the dump and the manifest
+
+
+def test_the_newest_verified_backup_of_a_target_is_kept_besides_the_newest() -> None:
+    backups = [made(f"pg{i}", NOW - timedelta(days=i)) for i in range(4)]
+    zero = RetentionPolicy(hourly=0, daily=0, monthly=0)
+    decision = decide(backups, zero, verified={"pg2", "pg3"})
+    assert decision.keep == {"pg0": "newest of its target", "pg2": "newest verified of its target"}
+    assert decision.prune == ["pg1", "pg3"]
+    # Verified newest: one backup kept, not two.
+    assert set(decide(backups, zero, verified={"pg0"}).keep) == {"pg0"}
+
+
+async def test_prune_keeps_the_newest_backup_verify_found_intact(
+    settings: BackupRunnerSettings, store: MinioObjectStore, nats_server: NatsServer
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    ids = [f"v{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
+    try:
+        runner = BackupRunner(settings, store, nc.jetstream())
+        for backup_id in ids:
+            await runner.run(BackupRequest(backup_id, "postgres", "trading", "test"))
+    finally:
+        await nc.close()
+    good = await fleet_backup(settings, "verify", ids[0])
+    assert good.returncode == 0, good.stderr
+    # The newest backup is damaged, and verify says so (and records it).
+    [dump] = list_manifests(store)[-1].objects
+    store.put_bytes(dump.key, b"not the dump")
+    bad = await fleet_backup(settings, "verify", ids[2])
+    assert bad.returncode == 1
+    assert (read_verification(store, ids[0]) or FAILED).ok
+    assert not (read_verification(store, ids[2]) or FAILED).ok
+    assert read_verification(store, ids[1]) is None
+
+    listing = await fleet_backup(settings, "list")
+    lines = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+    assert "  verified " in lines[ids[0]]
+    assert "VERIFY FAILED" in lines[ids[2]]
+
+    policy = settings.model_copy(update={"keep_hourly": 0, "keep_daily": 0, "keep_monthly": 0})
+    done = await fleet_backup(policy, "prune")
+    assert done.returncode == 0, done.stderr
+    assert f"keep   {ids[0]}  (newest verified of its target)" in done.stdout
+    assert f"keep   {ids[2]}  (newest of its target)" in done.stdout
+    assert [m.backup_id for m in list_manifests(store)] == [ids[0], ids[2]]
+    # The pruned backup went whole; the kept ones keep their verification records.
+    assert store.keys(f"backups/{ids[1]}/") == []
+    assert len(store.keys(f"backups/{ids[0]}/")) == 3  # dump, manifest, verification

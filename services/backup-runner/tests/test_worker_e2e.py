@@ -18,10 +18,10 @@ import pytest
 from nats.js.client import JetStreamContext
 
 from backup_runner.app import object_store
+from backup_runner.archive_chain import archived_ranges, chain_gaps
 from backup_runner.manifest import manifest_key, read_manifest, verify_object
 from backup_runner.objects import MinioObjectStore, ObjectMissing
 from backup_runner.settings import BackupRunnerSettings
-from backup_runner.targets.streams import archived_ranges, chain_gaps
 from fleet_events import BackupRequested, BackupTarget, new_event
 from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.publisher import EventPublisher

@@ -12,6 +12,8 @@ def test_an_archive_that_meets_the_stream_is_read_through_its_end() -> None:
     assert archive_start("TRADES", "trade.>", ArchiveExtent(1, 1800), first=1151) == 1800
     # The stream still holds everything and nothing is archived: the stream alone.
     assert archive_start("TRADES", "trade.>", ArchiveExtent(0, 0), first=1) == 0
+    # Retention pruned the archive's start, but the stream still holds its first event.
+    assert archive_start("TRADES", "trade.>", ArchiveExtent(501, 900, pruned_through=500), 1) == 0
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,19 @@ def test_an_archive_that_meets_the_stream_is_read_through_its_end() -> None:
             1000,
             "TRADES 901-999 is in neither the archive (it ends at 900) nor the stream "
             "(it starts at 1000)",
+        ),
+        (
+            ArchiveExtent(501, 900, pruned_through=500),
+            700,
+            "the archive cannot rebuild TRADES from its first event: retention pruned it "
+            "through sequence 500, its earliest available sequence is 501 (the stream starts "
+            "at 700)",
+        ),
+        (
+            # A segment deleted after the pruned point is still a hole, not retention.
+            ArchiveExtent(501, 900, ["TRADES 501-600 missing from the archive"], None, 500),
+            700,
+            "the archive cannot rebuild TRADES: TRADES 501-600 missing from the archive",
         ),
         (
             ArchiveExtent(1, 900, subjects=["trade.executed.>"]),

@@ -1,6 +1,7 @@
 """The stream archive as `fleet replay --from-archive` reads it (``WorkerSpec.archive``).
 
-Segments are read in key order (= stream order) and each is checked before a message
+Segments are read in key order (= stream order), from the chain's start (after the
+pruned marker, when retention removed the oldest segments), and each is checked before a message
 of it is handed over: a segment a stream manifest lists must have the size and sha256
 the manifest records, it must decrypt (with the configured key) and hold exactly the
 sequences its key names. Anything else stops the replay with one line naming the object.
@@ -14,18 +15,18 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from backup_runner.app import object_store
-from backup_runner.encryption import DecryptionFailed, decrypt_chunks, parse_key
-from backup_runner.manifest import ManifestObject, list_manifests
-from backup_runner.objects import ObjectStore
-from backup_runner.settings import BackupRunnerSettings
-from backup_runner.targets.streams import (
+from backup_runner.archive_chain import (
     archived_ranges,
     chain_gaps,
-    record_data,
+    live_ranges,
+    pruned_through,
     segment_key,
-    segment_problem,
-    segment_records,
 )
+from backup_runner.encryption import DecryptionFailed, decrypt_chunks, parse_key
+from backup_runner.manifest import ManifestObject, list_manifests
+from backup_runner.objects import ObjectMissing, ObjectStore
+from backup_runner.settings import BackupRunnerSettings
+from backup_runner.targets.streams import record_data, segment_problem, segment_records
 from fleet_runtime.replay.archive import ArchivedMessage, ArchiveExtent
 from fleet_runtime.replay.target import ReplayRefused
 
@@ -54,16 +55,28 @@ class S3StreamArchive:
     async def extent(self, stream: str) -> ArchiveExtent:
         if not self._listed:
             await asyncio.to_thread(self._load_manifests)
-        ranges = await asyncio.to_thread(archived_ranges, self._store, stream)
+        ranges, pruned = await self._chain(stream)
         if not ranges:
-            return ArchiveExtent(0, 0)
+            return ArchiveExtent(0, 0, pruned_through=pruned)
         # The newest stream backup says which subjects it archived; before backups
         # recorded it, the settings do (None: every subject of the stream).
         subjects = self._subjects.get(stream) or self._settings.archive_subjects.get(stream)
-        return ArchiveExtent(ranges[0][0], ranges[-1][1], chain_gaps(stream, ranges), subjects)
+        return ArchiveExtent(
+            max(ranges[0][0], pruned + 1),
+            ranges[-1][1],
+            chain_gaps(stream, ranges, pruned),
+            subjects,
+            pruned_through=pruned,
+        )
+
+    async def _chain(self, stream: str) -> tuple[list[tuple[int, int]], int]:
+        """The segments after the pruned point, and that point (0: nothing pruned)."""
+        ranges = await asyncio.to_thread(archived_ranges, self._store, stream)
+        pruned = await asyncio.to_thread(pruned_through, self._store, stream)
+        return live_ranges(ranges, pruned), pruned
 
     async def messages(self, stream: str, through: int) -> AsyncIterator[Sequence[ArchivedMessage]]:
-        ranges = await asyncio.to_thread(archived_ranges, self._store, stream)
+        ranges, _ = await self._chain(stream)
         for first, last in ranges:
             if first > through:
                 return
@@ -78,7 +91,14 @@ class S3StreamArchive:
 
     def _segment(self, stream: str, first: int, last: int) -> list[dict[str, Any]]:
         key = segment_key(stream, first, last)
-        stored = b"".join(self._store.get_chunks(key))
+        try:
+            stored = b"".join(self._store.get_chunks(key))
+        except ObjectMissing:
+            raise ReplayRefused(
+                f"{key} was removed while the replay read the archive (a `fleet backup prune` "
+                "running meanwhile?); nothing swapped",
+                fix="run the replay again: it then reads the archive from its new start",
+            ) from None
         listed = self._listed.get(key)
         digest = hashlib.sha256(stored).hexdigest()
         if listed is not None and (listed.size, listed.sha256) != (len(stored), digest):

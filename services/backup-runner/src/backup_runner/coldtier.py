@@ -17,15 +17,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from backup_runner.archive_chain import archived_ranges, pruned_through, segment_key
 from backup_runner.candlefiles import ColdRetention, Rows, decode, encode, representable, values_of
 from backup_runner.objects import ObjectMissing, ObjectStore
-from backup_runner.targets.streams import (
-    archived_ranges,
-    record_data,
-    segment_key,
-    segment_problem,
-    segment_records,
-)
+from backup_runner.targets.streams import record_data, segment_problem, segment_records
 from fleet_events import DecodeError, MarketCandle
 from fleet_events import decode as decode_event
 from fleet_events.history import COLD_PREFIX, COLD_STATE_KEY, cold_key, cold_period
@@ -136,7 +131,16 @@ def compact(
     bucket in the clear, where the Parquet files go so any reader can open them. Memory
     holds at most ``flush_at`` candles before they are merged into their files.
     """
-    result = ColdResult(read_position(files, stream))
+    recorded = read_position(files, stream)
+    result = ColdResult(recorded)
+    pruned = pruned_through(segments, stream)
+    if pruned > result.through:
+        # Archive retention removed segments this tier never compacted: say so once.
+        result.problems.append(
+            f"{stream} {result.through + 1}-{pruned} were pruned from the archive before the "
+            "cold tier compacted them: their candles are not in the cold tier"
+        )
+        result.through = pruned
     pending: dict[str, Rows] = {}
     held = 0
     seen = result.through
@@ -181,9 +185,9 @@ def compact(
             _write_position(files, stream, seen)
             held = 0
     _flush(files, pending, result)
-    if seen != result.through:
+    if seen != recorded:
         _write_position(files, stream, seen)
-        result.through = seen
+    result.through = seen
     result.deleted = apply_retention(files, retention, now)
     log.info(
         "cold_tier_compacted",

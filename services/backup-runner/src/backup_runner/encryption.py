@@ -17,6 +17,7 @@ import io
 import os
 import struct
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -168,6 +169,9 @@ class EncryptedObjectStore:
 
     def keys(self, prefix: str) -> list[str]:
         return self._inner.keys(prefix)
+
+    def modified(self, prefix: str) -> dict[str, datetime]:
+        return self._inner.modified(prefix)
 
     def delete(self, key: str) -> None:
         self._inner.delete(key)

@@ -12,6 +12,7 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol, cast
 
 import urllib3
@@ -114,6 +115,8 @@ class ObjectStore(Protocol):
     def get_chunks(self, key: str) -> Iterator[bytes]: ...
 
     def keys(self, prefix: str) -> list[str]: ...
+
+    def modified(self, prefix: str) -> dict[str, datetime]: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -230,6 +233,18 @@ class MinioObjectStore:
         try:
             found = self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
             return sorted(o.object_name for o in found if o.object_name)
+        except Exception as exc:
+            raise _translate(exc, f"listing of {prefix}") from exc
+
+    def modified(self, prefix: str) -> dict[str, datetime]:
+        """Every key under ``prefix`` with the time it was last written (S3 Last-Modified)."""
+        try:
+            found = self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+            return {
+                o.object_name: o.last_modified
+                for o in found
+                if o.object_name and o.last_modified is not None
+            }
         except Exception as exc:
             raise _translate(exc, f"listing of {prefix}") from exc
 

@@ -2,13 +2,15 @@
 
 Per (target, scope), the newest backup of each of the last ``hourly`` hours, ``daily``
 days and ``monthly`` months that have one is kept, and the newest backup of every
-(target, scope) always is, whatever the policy says. Stream segments are never pruned
-here: the archive is one chain that every later stream backup builds on.
+(target, scope) always is, whatever the policy says, and so is the newest one whose last
+`fleet backup verify` found every object intact (should the newest turn out corrupt, a
+good one is left). Archived stream segments have their own retention
+(``archive_retention``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,8 +49,11 @@ def _newest_per_bucket(
     return kept
 
 
-def decide(manifests: Sequence[Manifest], policy: RetentionPolicy) -> Decision:
-    """Apply ``policy`` to every (target, scope) group of ``manifests``."""
+def decide(
+    manifests: Sequence[Manifest], policy: RetentionPolicy, verified: Collection[str] = ()
+) -> Decision:
+    """Apply ``policy`` to every (target, scope) group of ``manifests``; ``verified``: the
+    ids of backups whose last verification passed."""
     groups: dict[tuple[str, str | None], list[Manifest]] = {}
     for manifest in manifests:
         groups.setdefault((manifest.target, manifest.scope), []).append(manifest)
@@ -56,6 +61,9 @@ def decide(manifests: Sequence[Manifest], policy: RetentionPolicy) -> Decision:
     for ordered in groups.values():
         ordered.sort(key=lambda m: m.finished_at, reverse=True)
         keep.setdefault(ordered[0].backup_id, "newest of its target")
+        good = next((m for m in ordered if m.backup_id in verified), None)
+        if good is not None:
+            keep.setdefault(good.backup_id, "newest verified of its target")
         rules: list[tuple[str, Callable[[datetime], tuple[int, ...]], int]] = [
             ("hourly", lambda t: (t.year, t.month, t.day, t.hour), policy.hourly),
             ("daily", lambda t: (t.year, t.month, t.day), policy.daily),

@@ -66,6 +66,12 @@ class BackupRunnerSettings(WorkerSettings):
     keep_hourly: int = Field(24, ge=0, description="Hourly backups kept per target (prune).")
     keep_daily: int = Field(30, ge=0, description="Daily backups kept per target (prune).")
     keep_monthly: int = Field(12, ge=0, description="Monthly backups kept per target (prune).")
+    archive_keep_days: int = Field(
+        30,
+        ge=0,
+        description="Days an archived stream segment is kept at least (prune; segments a kept "
+        "backup's positions need stay longer). 0: only what kept backups need.",
+    )
 
     archive_streams: list[str] = Field(
         ["BOTS", "TRADES", "OPS", "MARKET"], description="Streams the stream target archives."

@@ -11,7 +11,6 @@ is written, so the transaction rolls back and the runtime re-runs the rest clean
 from __future__ import annotations
 
 import json
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,7 +25,7 @@ from fleet_pgmigrate import (
     ensure_login_role_at,
     migrate_at,
 )
-from fleet_pgmigrate.outage import open_pool, probe_schema, unavailable_on_outage
+from fleet_pgmigrate.pooled import PooledStore
 from fleet_runtime.delivery import Batch
 from fleet_runtime.errors import EventRejected
 from fleet_runtime.logs import get_logger
@@ -147,48 +146,18 @@ class BotStore(Protocol):
         ...
 
 
-def translated_errors() -> AbstractAsyncContextManager[None]:
-    """Outages and a missing schema or grant become StoreUnavailable (never dead letters)."""
-    return unavailable_on_outage(SCHEMA, "bot-lifecycle")
-
-
-class PostgresBotStore:
+class PostgresBotStore(PooledStore):
     """``BotStore`` on a small asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    @classmethod
-    async def connect(
-        cls, dsn: str, *, command_timeout: float = 60.0, schema: str = SCHEMA
-    ) -> PostgresBotStore:
-        """Open the pool on ``schema`` (a replay's shadow, or the live one by default).
-
-        An unreachable server raises StoreUnavailable.
-        """
-        pool = await open_pool(
-            dsn,
-            schema=SCHEMA,
-            search_path=schema,
-            service="bot-lifecycle",
-            command_timeout=command_timeout,
-            init=_create_incoming,
-        )
-        return cls(pool)
-
-    async def close(self) -> None:
-        """Close the pool."""
-        await self._pool.close()
-
-    async def probe(self) -> None:
-        """Fail fast if the server, the schema or the grants are missing."""
-        await probe_schema(self._pool, SCHEMA, "bot-lifecycle")
+    SCHEMA = SCHEMA
+    SERVICE = "bot-lifecycle"
+    init_connection = staticmethod(_create_incoming)
 
     async def apply(self, batch: Batch[Any]) -> ApplyResult:
         """Apply ``batch`` in one transaction (see module docstring)."""
         if not batch.deliveries:
             return ApplyResult()
-        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+        async with self.translated_errors(), self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO checkpoints (name, stream_seq) VALUES ($1, 0) "
                 "ON CONFLICT (name) DO NOTHING",

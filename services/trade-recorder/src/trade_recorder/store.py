@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
 
 import asyncpg
 
@@ -25,7 +25,7 @@ from fleet_pgmigrate import (
     ensure_login_role_at,
     migrate_at,
 )
-from fleet_pgmigrate.outage import open_pool, probe_schema, unavailable_on_outage
+from fleet_pgmigrate.pooled import PooledStore
 from fleet_runtime.delivery import Batch
 from trade_recorder import logic
 from trade_recorder.logic import NewFill, OrderOutcome, Position, PositionKey
@@ -187,48 +187,23 @@ class TradeStore(Protocol):
         ...
 
 
-def translated_errors() -> AbstractAsyncContextManager[None]:
-    """Outages and a missing schema or grant become StoreUnavailable (never dead letters)."""
-    return unavailable_on_outage(SCHEMA, "trade-recorder")
+async def _create_incoming(conn: asyncpg.Connection) -> None:
+    # Outside any transaction, so a rolled-back batch cannot take the table with it.
+    await conn.execute(_CREATE_INCOMING)
 
 
-class PostgresTradeStore:
+class PostgresTradeStore(PooledStore):
     """``TradeStore`` on a small asyncpg pool (one batch at a time per consumer)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    @classmethod
-    async def connect(
-        cls, dsn: str, *, command_timeout: float = 60.0, schema: str = SCHEMA
-    ) -> PostgresTradeStore:
-        """Open the pool on ``schema`` (a replay's shadow, or the live one by default).
-
-        An unreachable server raises StoreUnavailable.
-        """
-        pool = await open_pool(
-            dsn,
-            schema=SCHEMA,
-            search_path=schema,
-            service="trade-recorder",
-            command_timeout=command_timeout,
-            init=_create_incoming,
-        )
-        return cls(pool)
-
-    async def close(self) -> None:
-        """Close the pool."""
-        await self._pool.close()
-
-    async def probe(self) -> None:
-        """Fail fast if the server, the schema or the grants are missing."""
-        await probe_schema(self._pool, SCHEMA, "trade-recorder")
+    SCHEMA = SCHEMA
+    SERVICE = "trade-recorder"
+    init_connection = staticmethod(_create_incoming)
 
     async def record(self, batch: Batch[Any]) -> RecordResult:
         """Apply ``batch`` in one transaction (see module docstring)."""
         if not batch.deliveries:
             return RecordResult()
-        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+        async with self.translated_errors(), self._pool.acquire() as conn, conn.transaction():
             applied = await conn.fetchval(_LOCK_CHECKPOINT, batch.checkpoint)
             todo = [(d.event, d.stream_seq) for d in batch.deliveries if d.stream_seq > applied]
             skipped = len(batch) - len(todo)
@@ -241,14 +216,9 @@ class PostgresTradeStore:
 
     async def checkpoint(self, name: str) -> int:
         """The stored checkpoint ``name`` (0 if none)."""
-        async with translated_errors(), self._pool.acquire() as conn:
+        async with self.translated_errors(), self._pool.acquire() as conn:
             seq = await conn.fetchval("SELECT stream_seq FROM checkpoints WHERE name = $1", name)
         return int(seq or 0)
-
-
-async def _create_incoming(conn: asyncpg.Connection) -> None:
-    # Outside any transaction, so a rolled-back batch cannot take the table with it.
-    await conn.execute(_CREATE_INCOMING)
 
 
 async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> RecordResult:
@@ -264,6 +234,25 @@ async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> Record
     )
 
 
+def fill_record(f: TradeExecuted, event_id: UUID, seq: int) -> tuple[Any, ...]:
+    """One fill as a row of ``incoming_fills`` (``_FILL_COLUMNS`` order)."""
+    return (
+        f.trade_id,
+        f.order_id,
+        f.bot_id,
+        f.user_id,
+        f.symbol,
+        f.side.value,
+        str(f.price),
+        str(f.quantity),
+        str(f.fee),
+        f.fee_currency,
+        f.executed_at,
+        event_id,
+        seq,
+    )
+
+
 async def _insert_fills(conn: Conn, fills: Mapping[str, NewFill]) -> list[NewFill]:
     """Insert the fills and add the new ones to their orders; return the new ones, in
     stream order."""
@@ -274,24 +263,7 @@ async def _insert_fills(conn: Conn, fills: Mapping[str, NewFill]) -> list[NewFil
     # asyncpg several ABC checks per element.
     await conn.copy_records_to_table(
         "incoming_fills",
-        records=[
-            (
-                f.trade_id,
-                f.order_id,
-                f.bot_id,
-                f.user_id,
-                f.symbol,
-                f.side.value,
-                str(f.price),
-                str(f.quantity),
-                str(f.fee),
-                f.fee_currency,
-                f.executed_at,
-                event_id,
-                seq,
-            )
-            for f, event_id, seq in rows
-        ],
+        records=[fill_record(f, event_id, seq) for f, event_id, seq in rows],
         columns=_FILL_COLUMNS,
     )
     inserted = await conn.fetch(_INSERT_TRADES)

@@ -1,7 +1,8 @@
 """Replay past stream retention: the port a stream archive offers, and the checks before use.
 
 A stream archive (backup-runner's segments in S3) holds each stream's messages from
-sequence 1 up to where it was last archived. ``fleet replay WORKER --from-archive``
+sequence 1 (or from after the point its retention pruned it to) up to where it was last
+archived. ``fleet replay WORKER --from-archive``
 reads a lane's messages from the archive first and then the live stream from the
 archive's end + 1; the two must meet, or nothing is done. The archive's format belongs
 to the service that writes it: it provides a ``StreamArchive`` through
@@ -41,6 +42,9 @@ class ArchiveExtent:
     """Ranges missing inside ``first``..``last``, as ``"<STREAM> <from>-<to> ..."``."""
     subjects: Sequence[str] | None = None
     """The subjects archived (None: every subject of the stream)."""
+    pruned_through: int = 0
+    """The last sequence retention removed from the archive's start (0: none): the archive
+    then starts at ``pruned_through`` + 1 and no longer holds the first events."""
 
 
 class StreamArchive(Protocol):
@@ -87,9 +91,12 @@ def archive_start(stream: str, subject: str, extent: ArchiveExtent, first: int) 
     """The sequence the archive is read through (0: not needed), or a one-line refusal.
 
     ``first`` is the stream's oldest sequence now. The archive must be a chain from 1
-    without holes, hold ``subject`` and reach at least ``first`` - 1.
+    without holes, hold ``subject`` and reach at least ``first`` - 1. A stream that still
+    holds its first event needs no archive, whatever the archive's retention removed.
     """
-    if extent.last == 0:
+    if extent.pruned_through and first <= 1:
+        return 0
+    if extent.last == 0 and not extent.pruned_through:
         if first <= 1:
             return 0
         raise ReplayRefused(
@@ -102,6 +109,15 @@ def archive_start(stream: str, subject: str, extent: ArchiveExtent, first: int) 
             f"the archive cannot rebuild {stream}: {extent.gaps[0]}",
             fix="put the missing segment back into the bucket (or replay without --from-archive "
             "while the stream still holds those sequences)",
+        )
+    if extent.pruned_through:
+        raise ReplayRefused(
+            f"the archive cannot rebuild {stream} from its first event: retention pruned it "
+            f"through sequence {extent.pruned_through}, its earliest available sequence is "
+            f"{extent.pruned_through + 1} (the stream starts at {first})",
+            fix="restore a kept backup (`fleet backup list`): the archive keeps every segment "
+            "after a kept backup's positions; keep the archive longer with "
+            "BACKUP_RUNNER_ARCHIVE_KEEP_DAYS",
         )
     if extent.first > 1:
         raise ReplayRefused(

@@ -1,12 +1,12 @@
 """Streams: messages after the last archived sequence as zstd JSON-lines segments.
 
-Segments are keyed ``streams/<STREAM>/<first>-<last>.jsonl.zst`` (sequences zero-padded
-so keys sort in stream order): the range of stream sequences the segment covers. A
+Segments are keyed ``streams/<STREAM>/<first>-<last>.jsonl.zst`` (``archive_chain``):
+the range of stream sequences the segment covers. A
 stream archived with a subject filter (MARKET: candles only) has fewer messages than
 its range. Each line keeps a message exactly: sequence, subject,
 time, headers and the payload in base64. The archive is a chain: a segment that does not
-start at the previous one's last + 1 is a gap, reported in the manifest and the
-completed event, never skipped over in silence.
+start at the previous one's last + 1 (or a first segment after the chain's start) is a
+gap, reported in the manifest and the completed event, never skipped over in silence.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +28,12 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
+from backup_runner.archive_chain import (
+    archived_ranges,
+    chain_gaps,
+    pruned_through,
+    segment_key,
+)
 from backup_runner.manifest import Manifest, ManifestObject, list_manifests
 from backup_runner.objects import ObjectStore
 from backup_runner.targets import TargetResult
@@ -37,34 +42,7 @@ from fleet_runtime.errors import StoreUnavailable
 from fleet_runtime.pull import PullSource
 from fleet_runtime.security.grants import reader_consumer
 
-STREAMS_PREFIX = "streams/"
-_DIGITS = 20
-_SEGMENT = re.compile(r"/(\d+)-(\d+)\.jsonl\.zst$")
 _FETCH = 1000
-
-
-def segment_key(stream: str, first: int, last: int) -> str:
-    """The key of the segment holding ``first``..``last`` of ``stream``."""
-    return f"{STREAMS_PREFIX}{stream}/{first:0{_DIGITS}d}-{last:0{_DIGITS}d}.jsonl.zst"
-
-
-def archived_ranges(store: ObjectStore, stream: str) -> list[tuple[int, int]]:
-    """The (first, last) sequence ranges of ``stream``'s segments, in order."""
-    ranges = []
-    for key in store.keys(f"{STREAMS_PREFIX}{stream}/"):
-        match = _SEGMENT.search(key)
-        if match:
-            ranges.append((int(match.group(1)), int(match.group(2))))
-    return sorted(ranges)
-
-
-def chain_gaps(stream: str, ranges: list[tuple[int, int]]) -> list[str]:
-    """Every place where a segment does not start at the previous one's last + 1."""
-    gaps = []
-    for (_, prev_last), (first, _) in itertools.pairwise(ranges):
-        if first != prev_last + 1:
-            gaps.append(f"{stream} {prev_last + 1}-{first - 1} missing from the archive")
-    return gaps
 
 
 def _line(msg: Msg, seq: int) -> bytes:
@@ -152,11 +130,15 @@ async def _archive_stream(
     result: TargetResult,
 ) -> None:
     ranges = await asyncio.to_thread(archived_ranges, store, stream)
-    result.gaps.extend(chain_gaps(stream, ranges))
-    adopted, unreadable = await asyncio.to_thread(_adopt, store, raw, stream, ranges, covered)
+    pruned = await asyncio.to_thread(pruned_through, raw, stream)
+    result.gaps.extend(chain_gaps(stream, ranges, pruned))
+    adopted, unreadable = await asyncio.to_thread(
+        _adopt, store, raw, stream, ranges, max(covered, pruned)
+    )
     result.objects.extend(adopted)
     result.gaps.extend(unreadable)
-    archived = ranges[-1][1] if ranges else 0
+    # Retention never removes a stream's newest segment; the marker is the fallback.
+    archived = max(ranges[-1][1] if ranges else 0, pruned)
     info = await js.stream_info(stream)
     last = info.state.last_seq
     wanted = subjects or list(info.config.subjects or [])
