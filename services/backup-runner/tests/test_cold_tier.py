@@ -21,6 +21,7 @@ from nats.js.client import JetStreamContext
 from pydantic import SecretStr
 
 from backup_runner import coldtier
+from backup_runner.archive_chain import write_pruned
 from backup_runner.candlefiles import ColdRetention
 from backup_runner.objects import MinioObjectStore
 from backup_runner.runner import BackupRequest, BackupRunner
@@ -263,3 +264,38 @@ async def test_an_encrypted_archive_still_gives_parquet_files_in_the_clear(
     with pytest.raises(zstandard.ZstdError):
         zstandard.ZstdDecompressor().decompressobj().decompress(b"".join(store.get_chunks(segment)))
     assert read_dataset(s3_server, store.bucket, scene.symbol, M1) == as_rows(*minutes)
+
+
+async def test_segments_pruned_before_compaction_are_reported_once(
+    settings: BackupRunnerSettings, store: MinioObjectStore, js: JetStreamContext
+) -> None:
+    scene = Scene(js, settings, store)
+    await scene.create()
+    first = [
+        candle(
+            scene.symbol, M1, datetime(2026, 12, 2, tzinfo=UTC) + timedelta(minutes=k), Decimal(5)
+        )
+        for k in range(3)
+    ]
+    await scene.publish(*first)
+    store.ensure_bucket()
+    # Archived but never compacted, then pruned (as archive retention does: marker first).
+    await streams.back_up(
+        js=js, streams=[scene.stream], store=store, raw=store, segment_max=100,
+        subjects={scene.stream: ["market.candle.>"]},
+    )  # fmt: skip
+    write_pruned(store, scene.stream, 3, datetime.now(UTC), 30)
+    for key in store.keys(f"streams/{scene.stream}/"):
+        if key.endswith(".jsonl.zst"):
+            store.delete(key)
+    later = candle(scene.symbol, M1, datetime(2026, 12, 2, 1, tzinfo=UTC), Decimal(6))
+    await scene.publish(later)
+
+    position = await scene.backup()
+    assert position["gaps"] == [
+        f"{scene.stream} 1-3 were pruned from the archive before the cold tier compacted "
+        "them: their candles are not in the cold tier"
+    ]
+    assert (position["archived_through"], position["candles"]) == (4, 1)
+    again = await scene.backup()
+    assert again["gaps"] == []
