@@ -1,4 +1,5 @@
-"""`fleet candles` over the hot and warm tiers, each written by its own worker's code.
+"""`fleet candles` over the hot and warm tiers (``--no-cold``), each written by its own
+worker's code; test_market_history_tiers.py adds the cold tier.
 
 Redis gets its bars from market-ingest's store applying ticks; MongoDB's price_history gets
 the candles market-ingest closed, as analytics-projector stores them, but only the older
@@ -113,7 +114,7 @@ async def test_candles_stitch_warm_and_hot_without_gap_or_repeat(isolated_fleet:
     env = {**os.environ, **isolated_fleet.env()}
     result = await run_fleet(
         ["candles", SYMBOL, "1m", "--from", START.isoformat(), "--to",
-         (START + timedelta(hours=1)).isoformat()],
+         (START + timedelta(hours=1)).isoformat(), "--no-cold"],
         env,
     )  # fmt: skip
     assert result.code == 0, result.err
@@ -140,7 +141,7 @@ async def test_candles_stitch_warm_and_hot_without_gap_or_repeat(isolated_fleet:
     assert lines[1].startswith(f"hot (Redis): {KEPT} candles")
 
     empty = await run_fleet(
-        ["candles", SYMBOL, "1h", "--from", "2020-01-01", "--to", "2020-02-01"], env
+        ["candles", SYMBOL, "1h", "--from", "2020-01-01", "--to", "2020-02-01", "--no-cold"], env
     )
     assert empty.code == 0, empty.err
     assert empty.out.strip() == "open_time,open,high,low,close,volume,trade_count,closed"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fleet_events import CandleInterval
 
@@ -40,6 +40,16 @@ class Candle:
         return self.open_time + self.interval.duration
 
 
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A time range a tier should hold but could not serve (a missing or unreadable file)."""
+
+    tier: str
+    start: datetime
+    end: datetime
+    reason: str
+
+
 class Tier(Protocol):
     """A store of candles the read path stitches: hot, warm or cold."""
 
@@ -50,3 +60,10 @@ class Tier(Protocol):
     ) -> AsyncIterator[Candle]:
         """The candles opened in [start, end), oldest first, streamed."""
         ...
+
+
+@runtime_checkable
+class ReportsGaps(Protocol):
+    """A tier that records the ranges it could not serve while it streams."""
+
+    gaps: list[Gap]

@@ -5,7 +5,8 @@ themselves, so it holds the freshest and the forming candle), then warm, then co
 tier streams its candles of the range oldest first; the read path merges them by open
 time and, where several tiers hold a period, keeps the preferred one. So a seam between
 tiers can neither leave a gap that one of them covers nor repeat a period. What each
-tier served is recorded as runs of consecutive candles.
+tier served is recorded as runs of consecutive candles, and what a tier should have held
+but could not serve (a missing or unreadable cold file) as gaps with their time range.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from fleet_events import CandleInterval
-from fleet_history.model import Candle, HistoryError, Tier
+from fleet_history.model import Candle, Gap, HistoryError, ReportsGaps, Tier
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Report:
     """What a read returned, tier by tier."""
 
     runs: list[Served] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
 
     def add(self, tier: str, candle: Candle) -> None:
         """Count ``candle`` as served by ``tier``."""
@@ -81,7 +83,7 @@ async def read_candles(
         while True:
             times = [h.open_time for h in heads if h is not None]
             if not times:
-                return
+                break
             now = min(times)
             chosen: tuple[int, Candle] | None = None
             for k, head in enumerate(heads):
@@ -97,3 +99,8 @@ async def read_candles(
     finally:
         for s in streams:
             await s.aclose()  # type: ignore[attr-defined]
+        for tier in tiers:
+            if isinstance(tier, ReportsGaps):
+                if report is not None:
+                    report.gaps.extend(tier.gaps)
+                tier.gaps.clear()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from nats.js.client import JetStreamContext
 
+from backup_runner import coldtier
+from backup_runner.candlefiles import ColdRetention
 from backup_runner.encryption import SCHEME, EncryptedObjectStore, key_id, parse_key
 from backup_runner.errors import BackupRefused
 from backup_runner.manifest import Manifest, backup_prefix, manifest_key
@@ -111,14 +113,28 @@ class BackupRunner:
                 store=self._data,
                 timeout_s=s.mongo_timeout_s,
             )
-        return await streams.back_up(
+        archived = _scoped("stream", request.scope, s.archive_streams)
+        result = await streams.back_up(
             js=self._js,
-            streams=_scoped("stream", request.scope, s.archive_streams),
+            streams=archived,
             store=self._data,
             raw=self._store,
             subjects=s.archive_subjects,
             segment_max=s.segment_max_messages,
         )
+        if s.history_stream is not None and s.history_stream in archived:
+            # The cold market-history tier follows the archive it is derived from.
+            cold = await asyncio.to_thread(
+                coldtier.compact,
+                segments=self._data,
+                files=self._store,
+                stream=s.history_stream,
+                retention=ColdRetention(s.history_1m_days, s.history_wider_days),
+                now=datetime.now(UTC),
+            )
+            result.positions["history.candles"] = cold.position()
+            result.gaps.extend(cold.problems)
+        return result
 
     async def run(self, request: BackupRequest) -> BackupDone:
         """Write the backup's objects, then its manifest; raise before the manifest on failure."""

@@ -84,6 +84,21 @@ class BackupRunnerSettings(WorkerSettings):
         10_000, ge=1, le=1_000_000, description="Most messages in one archived segment."
     )
 
+    history_stream: str | None = Field(
+        "MARKET",
+        description="Stream whose archived candle events feed the cold market-history tier "
+        "(Parquet under history/candles/), compacted after each stream backup of it; "
+        "None: no cold tier.",
+    )
+    history_1m_days: int = Field(
+        365, ge=1, description="Days the cold tier keeps 1m candles after their month ends."
+    )
+    history_wider_days: int = Field(
+        5 * 365,
+        ge=1,
+        description="Days the cold tier keeps 5m-or-wider candles after their year ends.",
+    )
+
     @field_validator("encryption_key")
     @classmethod
     def _valid_key(cls, value: SecretStr | None) -> SecretStr | None:
