@@ -227,7 +227,7 @@ class ReplayEngine:
     async def _catch_up(self, lane: Lane, seq: int) -> int:
         """Apply exactly up to ``seq`` (bounded by the catch-up timeout); the position reached.
 
-        Stopping at ``seq`` rather than at the end of what is queued keeps the work done
+        Stopping at ``seq`` rather than at the end of what is buffered keeps the work done
         while the live worker is held short, and lets a dry run compare at one position.
         """
         deadline = time.monotonic() + self._catch_up_timeout_s
