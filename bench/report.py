@@ -167,7 +167,10 @@ def markdown(doc: dict[str, Any]) -> str:
         "event applied to the shadow caught up (as the worker's runs from its first commit "
         "to its last), the whole-replay rate also counts the shadow's set-up and the swap. "
         "The swap pause is how long live readers and the live "
-        "worker wait for the tables (PostgreSQL) or keys (Redis) to change over.",
+        "worker wait for the tables (PostgreSQL), keys (Redis) or collections (MongoDB) to "
+        "change over; the MongoDB-wire test server (secantusdb) moves a renamed collection "
+        "document by document, so there it grows with the collections' size "
+        "(docs/replay.md, `bench/mongo_swap.py`).",
         "",
         "## Latency and memory",
         "",

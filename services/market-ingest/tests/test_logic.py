@@ -214,6 +214,42 @@ def test_folding_a_batch_equals_folding_tick_by_tick() -> None:
             ]
 
 
+def test_a_rebuild_without_prices_and_candle_events_writes_the_same_state() -> None:
+    """``prices=False, closed=False`` (how a rebuild folds) leaves out only those two."""
+    rng = random.Random(11)
+    rules = Rules(tuple(CandleInterval), candles_kept=3, price_min_interval_ms=500)
+    at, events = T0, []
+    for i in range(400):
+        at += timedelta(milliseconds=rng.choice((0, 1, rng.randint(1, 600_000))))
+        moment = at - timedelta(minutes=rng.randint(0, 90)) if rng.random() < 0.1 else at
+        events.append(tick("BTCUSDT", moment, rng.choice(("10", "9.5", "10.25")), trade_id=str(i)))
+    ticks = seq_ticks(events)
+    live = SymbolState.empty("BTCUSDT", rules, "g")
+    rebuilt = SymbolState.empty("BTCUSDT", rules, "g")
+    start = 0
+    while start < len(ticks):
+        end = start + rng.randint(1, 60)
+        want = apply_ticks(live, ticks[start:end], rules)
+        got = apply_ticks(rebuilt, ticks[start:end], rules, prices=False, closed=False)
+        assert (got.prices, got.closed) == ([], [])
+        assert want.prices
+        assert (got.seq, got.applied, got.duplicates, got.late_skipped, got.ticker) == (
+            want.seq,
+            want.applied,
+            want.duplicates,
+            want.late_skipped,
+            want.ticker,
+        )
+        for mine, theirs in (
+            (got.window, want.window),
+            *zip(got.candles.values(), want.candles.values(), strict=True),
+        ):
+            assert mine.keep_from == theirs.keep_from
+            assert [b.encode() for b in mine.bars] == [b.encode() for b in theirs.bars]
+        start = end
+    assert any(apply_ticks(SymbolState.empty("BTCUSDT", rules, "g"), ticks, rules).closed)
+
+
 def test_weekly_candles_open_on_monday_midnight_utc_and_30m_on_the_half_hour() -> None:
     rules = Rules((CandleInterval.M30, CandleInterval.W1), candles_kept=5)
     sunday_late = datetime(2026, 12, 6, 23, 59, 59, tzinfo=UTC)  # a Sunday

@@ -28,6 +28,12 @@ def ack_position(reply: str) -> tuple[str, int, int]:
     return tokens[base], int(tokens[base + 3]), int(tokens[base + 2])
 
 
+def stream_seq(reply: str) -> int:
+    """The stream sequence of a message, from its ack subject (see above)."""
+    tokens = reply.split(".")
+    return int(tokens[5 if len(tokens) == 9 else 7])
+
+
 def delivery_seq(reply: str) -> int:
     """The consumer's delivery sequence of a message, from its ack subject (see above)."""
     tokens = reply.split(".")

@@ -180,16 +180,29 @@ class MongoReplayTarget:
             reached[TRADES_STREAM], live_at[TRADES_STREAM], pause, list(COLLECTIONS), kept
         )
 
-    async def _rename_shadow(self) -> None:
-        """Rename every shadow collection over its live one, checkpoints last."""
-        url = self._settings.mongo_url.get_secret_value()
-        database = self._settings.mongo_database
-        # No socket timeout: MongoDB renames within a database by metadata, but a
-        # MongoDB-wire server may copy the collection (secantusdb does) and take seconds.
+    @asynccontextmanager
+    async def _catalog_client(self) -> AsyncIterator[AsyncMongoClient[dict[str, object]]]:
+        """A client without socket timeout for renames and drops.
+
+        MongoDB renames and drops a collection by metadata, but a MongoDB-wire server may
+        move or delete it document by document: secantusdb does, one commit per document
+        and index entry, and takes minutes on a large collection when it syncs each
+        commit (docs/replay.md has the figures).
+        """
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-            url, socketTimeoutMS=None, appname=f"{DURABLE}-replay"
+            self._settings.mongo_url.get_secret_value(),
+            socketTimeoutMS=None,
+            appname=f"{DURABLE}-replay",
         )
         try:
+            yield client
+        finally:
+            await client.close()
+
+    async def _rename_shadow(self) -> None:
+        """Rename every shadow collection over its live one, checkpoints last."""
+        database = self._settings.mongo_database
+        async with self._catalog_client() as client:
             for name in COLLECTIONS:
                 await client.admin.command(
                     "renameCollection",
@@ -197,8 +210,6 @@ class MongoReplayTarget:
                     to=f"{database}.{name}",
                     dropTarget=True,
                 )
-        finally:
-            await client.close()
 
     async def discard(self) -> None:
         """Drop this replay's shadow collections."""
@@ -262,10 +273,13 @@ class MongoReplayTarget:
             await database[target + name].insert_many(batch)
 
     async def _drop_prefixed(self, prefix: str) -> list[str]:
-        database = self.live.frame.db.database
-        names = sorted(n for n in await database.list_collection_names() if n.startswith(prefix))
-        for name in names:
-            await database.drop_collection(name)
+        async with self._catalog_client() as client:
+            database = client[self._settings.mongo_database]
+            names = sorted(
+                n for n in await database.list_collection_names() if n.startswith(prefix)
+            )
+            for name in names:
+                await database.drop_collection(name)
         return names
 
 

@@ -154,8 +154,19 @@ class SymbolWrite:
     late_skipped: Counter[str] = field(default_factory=Counter)
 
 
-def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> SymbolWrite:
+def apply_ticks(
+    state: SymbolState,
+    ticks: Sequence[SeqTick],
+    rules: Rules,
+    *,
+    prices: bool = True,
+    closed: bool = True,
+) -> SymbolWrite:
     """Fold ``ticks`` (one symbol, stream order) into ``state`` and say what to write.
+
+    ``prices=False`` leaves out the price messages and ``closed=False`` the candle events
+    of the candles the ticks closed (a rebuild sends and publishes neither); the state and
+    everything else written are the same.
 
     Ticks at or below the state's sequence were applied before and change nothing. A
     tick older than its bar's retention is skipped for that series and counted.
@@ -188,7 +199,7 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
     top = state.seq
     applied: list[SeqTick] = []
     uss: list[int] = []
-    prices: list[Decimal] = []
+    values: list[Decimal] = []
     qtys: list[Decimal] = []
     messages = write.prices
     runs: list[tuple[int, int, int]] = []  # (start, end, grain start in ms)
@@ -207,9 +218,9 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
             run_start, run_grain = len(uss), grain
         applied.append(item)
         uss.append(us)
-        prices.append(tick.price)
+        values.append(tick.price)
         qtys.append(tick.quantity)
-        if throttle_us == 0 or sent is None or us - sent >= throttle_us:
+        if prices and (throttle_us == 0 or sent is None or us - sent >= throttle_us):
             sent = us
             messages.append(_price_message(symbol_json, tick, seq))
     state.seq = write.seq = top
@@ -220,9 +231,9 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
         runs.append((run_start, len(uss), run_grain * grain_ms))
         newest, at = latest(uss)
         if state.last is None or newest >= state.last.us:
-            state.last = LastTrade(newest, prices[at], qtys[at])
+            state.last = LastTrade(newest, values[at], qtys[at])
         # Each grain run is summed up once; every series folds the sums.
-        aggregates = [Run.of(uss[a:b], prices[a:b], qtys[a:b]) for a, b, _ in runs]
+        aggregates = [Run.of(uss[a:b], values[a:b], qtys[a:b]) for a, b, _ in runs]
         skipped, _ = _fold(window, runs, aggregates)
         if skipped:
             write.late_skipped[WINDOW_SCOPE] += skipped
@@ -230,7 +241,8 @@ def apply_ticks(state: SymbolState, ticks: Sequence[SeqTick], rules: Rules) -> S
             skipped, closes = _fold(series, runs, aggregates)
             if skipped:
                 write.late_skipped[interval.value] += skipped
-            closing += [(index, position, interval, open_time) for index, open_time in closes]
+            if closed:
+                closing += [(index, position, interval, open_time) for index, open_time in closes]
         # The order folding tick by tick gives: by tick, then by interval.
         closing.sort(key=lambda c: (c[0], c[1]))
 

@@ -214,7 +214,12 @@ class RedisMarketStore:
         done: list[SymbolWrite] = []
         for _ in range(_CONFLICT_ATTEMPTS):
             await self._load([s for s in pending if s not in self._cache])
-            writes = [apply_ticks(self._cache[s], t, self._rules) for s, t in pending.items()]
+            writes = [
+                apply_ticks(
+                    self._cache[s], t, self._rules, prices=self._prices, closed=self._outbox
+                )
+                for s, t in pending.items()
+            ]
             changed = [w for w in writes if w.applied]
             try:
                 answers = await guarded(partial(self._write, changed))

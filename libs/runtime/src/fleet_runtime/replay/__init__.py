@@ -10,7 +10,8 @@ import importlib
 from typing import Any, cast
 
 from fleet_runtime.errors import ConfigError
-from fleet_runtime.replay.engine import ReplayEngine, ReplayPlan, ReplayReport
+from fleet_runtime.replay.engine import ReplayEngine
+from fleet_runtime.replay.plan import ReplayPlan, ReplayReport
 from fleet_runtime.replay.target import (
     CatchUp,
     Comparison,

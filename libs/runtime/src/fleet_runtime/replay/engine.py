@@ -2,7 +2,7 @@
 
 One ephemeral ordered push consumer (callback delivery, no acks) per subscription reads
 the durable's filter from the chosen start (a worker with one subscription per stream has
-one lane per stream). Its callback only queues messages; the engine
+one lane per stream). Its callback only buffers messages; the engine
 takes them in wide batches, decodes them as the consume loop does and calls the
 worker's handlers bound to the shadow store (``ReplayTarget.subscriptions``). Once the
 shadow has caught up with the stream, ``ReplayTarget.swap`` locks the live checkpoint,
@@ -16,25 +16,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from fleet_events import DecodeError, decode
-from fleet_runtime.binding import Subscription, ack_position
+from fleet_events import DecodeError
+from fleet_runtime.binding import Subscription, stream_seq
 from fleet_runtime.delivery import Batch, Delivery
 from fleet_runtime.errors import ConfigError, EventRejected, StoreUnavailable, UserError
 from fleet_runtime.logs import get_logger
 from fleet_runtime.replay.archive import StreamArchive, archive_start
 from fleet_runtime.replay.lanes import Lane, LaneCatchUp
+from fleet_runtime.replay.plan import ReplayPlan, ReplayReport
 from fleet_runtime.replay.progress import ReplayProgress, SilentProgress
 from fleet_runtime.replay.source import resolve_sources
 from fleet_runtime.replay.target import (
-    Comparison,
     ReplayRefused,
     ReplayTarget,
     SwapBehind,
@@ -45,62 +43,6 @@ from fleet_runtime.topology.subjects import covers
 log = get_logger("fleet_runtime.replay")
 
 _PROGRESS_EVERY_S = 0.2
-
-
-@dataclass(frozen=True)
-class ReplayPlan:
-    """What the operator asked for."""
-
-    from_seq: int | None = None
-    since: datetime | None = None
-    dry_run: bool = False
-    keep_old: bool = False
-    partition: int | None = None
-    from_archive: bool = False
-    """Read each stream's archived messages first, then the stream after the archive's end."""
-
-    @property
-    def partial(self) -> bool:
-        """Whether the replay sees only part of the stream (a later start, or one partition)."""
-        return self.from_seq is not None or self.since is not None or self.partition is not None
-
-
-@dataclass
-class ReplayReport:
-    """What a replay did."""
-
-    applied: int = 0
-    invalid: int = 0
-    """Undecodable or unaccepted events (the live worker dead-letters them)."""
-    rejected: int = 0
-    """Events the handler rejected (the live worker dead-letters them too)."""
-    position: int = 0
-    """The stream position the shadow reached (the first stream's, with several)."""
-    positions: dict[str, int] = field(default_factory=dict)
-    """Per stream, the position the shadow reached."""
-    archived: dict[str, int] = field(default_factory=dict)
-    """Per stream read from the archive, the last archived sequence read (the stream was
-    read from the one after it)."""
-    from_archive: int = 0
-    """Events applied from the archive (the rest came from the streams)."""
-    seconds: float = 0.0
-    """From the start (lock held) to the end of the swap or comparison."""
-    apply_seconds: float = 0.0
-    """From the first event applied to the shadow catching up with the stream."""
-    cleaned: str | None = None
-    swap: SwapResult | None = None
-    swap_attempts: int = 0
-    compared: Comparison | None = None
-
-    @property
-    def rate(self) -> float:
-        """Events applied per second, swap included."""
-        return self.applied / max(self.seconds, 1e-9)
-
-    @property
-    def apply_rate(self) -> float:
-        """Events applied per second while catching up (set-up and swap left out)."""
-        return self.applied / max(self.apply_seconds, 1e-9)
 
 
 class ReplayEngine:
@@ -220,7 +162,7 @@ class ReplayEngine:
                     self._first_at = time.monotonic()
                 run = []
                 for m in part:
-                    event = self._decoded(lane.sub, m.data)
+                    event = self._decoded(lane, m.data)
                     if event is not None:
                         raw = Msg(self._nc, subject=m.subject, data=m.data, headers=m.headers)
                         run.append(Delivery(event, m.subject, lane.stream, m.seq, 1, raw))
@@ -235,18 +177,13 @@ class ReplayEngine:
             )
         lane.position = through
 
-    def _decoded(self, sub: Subscription, data: bytes) -> Any:
+    def _decoded(self, lane: Lane, data: bytes) -> Any:
         """The event the live worker would handle, or None for what it dead-letters."""
         try:
-            if sub.decode is not None:
-                return sub.decode(data)
-            event = decode(data)
-            if sub.accepts and not isinstance(event.data, sub.accepts):
-                raise EventRejected(event.id, "type not accepted")
+            return lane.decode(data)
         except (DecodeError, EventRejected):
             self._report.invalid += 1
             return None
-        return event
 
     async def _subscribe(self, lane: Lane, plan: ReplayPlan, after: int = 0) -> Any:
         config = ConsumerConfig()
@@ -260,17 +197,10 @@ class ReplayEngine:
         elif plan.since is not None:
             policy = DeliverPolicy.BY_START_TIME
             config.opt_start_time = plan.since
-        queue = lane.queue
-
-        async def on_msg(msg: Msg) -> None:
-            # Awaiting a full queue holds the subscription's callback, so flow control
-            # slows the server down instead of the queue growing without bound.
-            await queue.put(msg)
-
         consumer = await self._js.subscribe(
             lane.subject,
             stream=lane.stream,
-            cb=on_msg,
+            cb=lane.deliver,
             ordered_consumer=True,
             deliver_policy=policy,
             config=config,
@@ -285,35 +215,34 @@ class ReplayEngine:
         for lane in self._lanes:
             while lane.busy:
                 try:
-                    first = await lane.next(idle_s)
+                    await lane.wait(idle_s)
                 except TimeoutError:
                     raise UserError(
                         f"no message from stream {lane.stream} for {idle_s:.0f} s with "
                         f"{lane.pending} still pending; nothing swapped",
                         fix="check the NATS server and run the replay again",
                     ) from None
-                await self._apply_from(lane, first)
+                await self._apply_from(lane)
 
     async def _catch_up(self, lane: Lane, seq: int) -> int:
         """Apply exactly up to ``seq`` (bounded by the catch-up timeout); the position reached.
 
-        Stopping at ``seq`` rather than at the end of what is queued keeps the work done
+        Stopping at ``seq`` rather than at the end of what is buffered keeps the work done
         while the live worker is held short, and lets a dry run compare at one position.
         """
         deadline = time.monotonic() + self._catch_up_timeout_s
         while lane.position < seq:
             try:
-                first = await lane.next(max(deadline - time.monotonic(), 0.0))
+                await lane.wait(max(deadline - time.monotonic(), 0.0))
             except TimeoutError:
                 raise SwapBehind(
                     f"shadow at {lane.position}, live at {seq} on {lane.stream}"
                 ) from None
-            if ack_position(first.reply)[1] > seq:
+            if lane.next_seq() > seq:
                 # No message of the filter lies between the position and ``seq``.
-                lane.held = first
                 lane.position = seq
                 break
-            await self._apply_from(lane, first, limit=seq)
+            await self._apply_from(lane, limit=seq)
         self._report.position = self._lanes[0].position
         return lane.position
 
@@ -331,16 +260,11 @@ class ReplayEngine:
             fix="run the replay again when the publish rate is lower",
         )
 
-    async def _apply_from(self, lane: Lane, first: Msg, limit: int | None = None) -> None:
-        """Apply ``first`` and what is queued behind it (up to ``limit``, if given)."""
-        msgs = [first]
-        queue = lane.queue
-        while len(msgs) < self._batch_size and not queue.empty():
-            msg = queue.get_nowait()
-            if limit is not None and ack_position(msg.reply)[1] > limit:
-                lane.held = msg
-                break
-            msgs.append(msg)
+    async def _apply_from(self, lane: Lane, limit: int | None = None) -> None:
+        """Apply what is buffered, one batch at most (up to ``limit``, if given)."""
+        msgs = lane.take(self._batch_size, limit)
+        if not msgs:
+            return
         if self._first_at is None:
             self._first_at = time.monotonic()
         await self._apply_msgs(lane, msgs)
@@ -352,16 +276,24 @@ class ReplayEngine:
 
     async def _apply_msgs(self, lane: Lane, msgs: Sequence[Msg]) -> None:
         """Decode like the consume loop; skip what the live worker dead-letters."""
-        sub = lane.sub
+        # The loop every replayed message goes through: names bound once, no call that
+        # the message does not need (the stream is the lane's, every delivery the first).
+        decode = lane.decode
+        stream = lane.stream
         run: list[Delivery[Any]] = []
+        append = run.append
+        invalid = 0
         for msg in msgs:
-            stream, seq, _ = ack_position(msg.reply)
-            event = self._decoded(sub, msg.data)
-            if event is not None:
-                run.append(Delivery(event, msg.subject, stream, seq, 1, msg))
-        await self._apply(sub, run)
+            try:
+                event = decode(msg.data)
+            except (DecodeError, EventRejected):
+                invalid += 1
+                continue
+            append(Delivery(event, msg.subject, stream, stream_seq(msg.reply), 1, msg))
+        self._report.invalid += invalid
+        await self._apply(lane.sub, run)
         last = msgs[-1]
-        lane.position = ack_position(last.reply)[1]
+        lane.position = stream_seq(last.reply)
         self._report.position = self._lanes[0].position
         lane.pending = int(last.reply.rsplit(".", 1)[-1])
 

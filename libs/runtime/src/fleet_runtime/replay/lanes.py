@@ -1,44 +1,118 @@
-"""The engine's lanes: one per subscription, each with its ordered consumer's queue."""
+"""The engine's lanes: one per subscription, each with its ordered consumer's buffer."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from nats.aio.msg import Msg
 
-from fleet_runtime.binding import Subscription
+from fleet_events import decode
+from fleet_runtime.binding import Subscription, stream_seq
+from fleet_runtime.errors import EventRejected
 
 if TYPE_CHECKING:
     from fleet_runtime.replay.engine import ReplayEngine
 
-QUEUE_MAX = 50_000
+BUFFER_MAX = 50_000
+
+
+def decoder(sub: Subscription) -> Callable[[bytes], Any]:
+    """The event the live worker would handle from a message's data.
+
+    Raises ``DecodeError`` or ``EventRejected`` for what the live worker dead-letters.
+    """
+    if sub.decode is not None:
+        return sub.decode
+    accepts = sub.accepts
+
+    def decode_accepted(data: bytes) -> Any:
+        event = decode(data)
+        if accepts and not isinstance(event.data, accepts):
+            raise EventRejected(event.id, "type not accepted")
+        return event
+
+    return decode_accepted
 
 
 class Lane:
-    """One subscription's ordered consumer: its queue, position and what is left."""
+    """One subscription's ordered consumer: its buffer, position and what is left.
+
+    The consumer's callback (``deliver``) only appends to a buffer; the engine takes
+    whole runs of it (``take``). A plain deque and one wake-up event cost less per
+    message than an ``asyncio.Queue``'s put and get, and a replay handles every message
+    of the stream through here.
+    """
 
     def __init__(self, sub: Subscription, subject: str) -> None:
         self.sub = sub
         self.stream = sub.stream
         self.subject = subject
-        self.queue: asyncio.Queue[Msg] = asyncio.Queue(QUEUE_MAX)
+        self.decode = decoder(sub)
         self.pending = 0
         self.position = 0
-        self.held: Msg | None = None
+        self._buffer: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._waiting = False
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def deliver(self, msg: Msg) -> None:
+        """The ordered consumer's callback: buffer ``msg``.
+
+        Awaiting room in a full buffer holds the subscription's callback, so flow control
+        slows the server down instead of the buffer growing without bound.
+        """
+        buffer = self._buffer
+        buffer.append(msg)
+        if self._waiting:
+            self._arrived.set()
+        if len(buffer) >= BUFFER_MAX:
+            self._room.clear()
+            await self._room.wait()
 
     @property
     def busy(self) -> bool:
         """Whether the lane has messages left to apply."""
-        return self.pending > 0 or self.held is not None or not self.queue.empty()
+        return self.pending > 0 or bool(self._buffer)
 
-    async def next(self, wait_s: float) -> Msg:
-        """The held-back message, else the next delivered one (TimeoutError after ``wait_s``)."""
-        if self.held is not None:
-            msg, self.held = self.held, None
-            return msg
-        return await asyncio.wait_for(self.queue.get(), wait_s)
+    async def wait(self, wait_s: float) -> None:
+        """Until a message is buffered (TimeoutError after ``wait_s``)."""
+        if self._buffer:
+            return
+        self._arrived.clear()
+        self._waiting = True
+        try:
+            await asyncio.wait_for(self._arrived.wait(), wait_s)
+        finally:
+            self._waiting = False
+
+    def next_seq(self) -> int:
+        """The stream sequence of the first buffered message (one must be buffered)."""
+        return stream_seq(self._buffer[0].reply)
+
+    def take(self, most: int, limit: int | None = None) -> list[Msg]:
+        """Up to ``most`` buffered messages in stream order; with ``limit``, only those at
+        or below that stream sequence (the rest stay buffered)."""
+        buffer = self._buffer
+        count = min(most, len(buffer))
+        if limit is not None:
+            # Sequences rise through the buffer: the first one past ``limit`` by bisection.
+            low, high = 0, count
+            while low < high:
+                middle = (low + high) // 2
+                if stream_seq(buffer[middle].reply) <= limit:
+                    low = middle + 1
+                else:
+                    high = middle
+            count = low
+        popleft = buffer.popleft
+        msgs = [popleft() for _ in range(count)]
+        if not self._room.is_set() and len(buffer) < BUFFER_MAX:
+            self._room.set()
+        return msgs
 
 
 class LaneCatchUp:

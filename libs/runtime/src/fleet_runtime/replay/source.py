@@ -12,7 +12,7 @@ from fleet_runtime.errors import ConfigError, ConsumerMissing
 from fleet_runtime.replay.target import ReplayRefused, ReplayTarget
 
 if TYPE_CHECKING:
-    from fleet_runtime.replay.engine import ReplayPlan
+    from fleet_runtime.replay.plan import ReplayPlan
 
 
 async def resolve_sources(
