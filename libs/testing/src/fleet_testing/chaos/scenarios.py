@@ -125,12 +125,16 @@ async def kill_workers(rig: Rig, sizes: Sizes, rng: random.Random, log: FaultLog
     for name in plan:
         label = rng.choice(rig.labels(name))
         await rig.wait_ready(rig.workers[label])
-        await wait_until(
-            lambda: rig.caught_up(int(sizes.rate * CAUGHT_UP_S)),
-            300,
-            "the fleet to catch up",
-            poll_s=0.25,
-        )
+        try:
+            await wait_until(
+                lambda: rig.caught_up(int(sizes.rate * CAUGHT_UP_S)),
+                300,
+                "the fleet to catch up",
+                poll_s=0.25,
+            )
+        except AssertionError as exc:
+            # Which consumer stayed behind, for the report.
+            raise AssertionError(f"{exc}; lag per consumer: {await rig.lags()}") from None
         await asyncio.sleep(rng.uniform(0.3, 2.5))
         await rig.kill_worker(label)
         rig.restart_worker(label)
