@@ -7,12 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import nats
 import pyarrow.dataset as ds
 import pytest
 import zstandard
@@ -30,19 +28,10 @@ from backup_runner.targets import streams
 from fleet_events import CandleInterval, MarketCandle, encode, new_event, subject_for
 from fleet_events.history import COLD_STATE_KEY, cold_key
 from fleet_history import s3_filesystem
-from fleet_testing.servers import NatsServer, S3Server
+from fleet_testing.servers import S3Server
 
 M1, H1 = CandleInterval.M1, CandleInterval.H1
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(nats_server.url)
-    try:
-        yield nc.jetstream()
-    finally:
-        await nc.close()
 
 
 def candle(

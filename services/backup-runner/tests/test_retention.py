@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import nats
+from nats.js.client import JetStreamContext
 
 from backup_runner.manifest import Manifest, list_manifests
 from backup_runner.objects import MinioObjectStore
@@ -13,7 +13,6 @@ from backup_runner.retention import RetentionPolicy, decide
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
 from backup_runner.verification import Verification, read_verification
-from fleet_testing.servers import NatsServer
 
 from .test_restore import fleet_backup
 
@@ -31,6 +30,17 @@ def made(backup_id: str, at: datetime, target: str = "postgres") -> Manifest:
         finished_at=at,
         objects=[],
     )
+
+
+async def three_backups(
+    settings: BackupRunnerSettings, store: MinioObjectStore, js: JetStreamContext, prefix: str
+) -> list[str]:
+    """Three backups of the trading schema, oldest first; their ids."""
+    ids = [f"{prefix}{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
+    runner = BackupRunner(settings, store, js)
+    for backup_id in ids:
+        await runner.run(BackupRequest(backup_id, "postgres", "trading", "test"))
+    return ids
 
 
 def test_newest_per_hour_day_and_month_are_kept() -> None:
@@ -58,16 +68,9 @@ def test_the_newest_backup_of_every_target_is_kept_even_with_a_zero_policy() -> 
 
 
 async def test_prune_deletes_manifest_and_objects_of_what_the_policy_drops(
-    settings: BackupRunnerSettings, store: MinioObjectStore, nats_server: NatsServer
+    settings: BackupRunnerSettings, store: MinioObjectStore, js: JetStreamContext
 ) -> None:
-    nc = await nats.connect(nats_server.url)
-    ids = [f"p{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
-    try:
-        runner = BackupRunner(settings, store, nc.jetstream())
-        for backup_id in ids:
-            await runner.run(BackupRequest(backup_id, "postgres", "trading", "test"))
-    finally:
-        await nc.close()
+    ids = await three_backups(settings, store, js, "p")
     # Three backups in the same hour: the policy keeps the newest only.
     policy = settings.model_copy(update={"keep_hourly": 1, "keep_daily": 0, "keep_monthly": 0})
 
@@ -97,16 +100,9 @@ def test_the_newest_verified_backup_of_a_target_is_kept_besides_the_newest() -> 
 
 
 async def test_prune_keeps_the_newest_backup_verify_found_intact(
-    settings: BackupRunnerSettings, store: MinioObjectStore, nats_server: NatsServer
+    settings: BackupRunnerSettings, store: MinioObjectStore, js: JetStreamContext
 ) -> None:
-    nc = await nats.connect(nats_server.url)
-    ids = [f"v{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
-    try:
-        runner = BackupRunner(settings, store, nc.jetstream())
-        for backup_id in ids:
-            await runner.run(BackupRequest(backup_id, "postgres", "trading", "test"))
-    finally:
-        await nc.close()
+    ids = await three_backups(settings, store, js, "v")
     good = await fleet_backup(settings, "verify", ids[0])
     assert good.returncode == 0, good.stderr
     # The newest backup is damaged, and verify says so (and records it).

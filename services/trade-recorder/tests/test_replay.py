@@ -132,7 +132,8 @@ async def test_replay_killed_midway_leaves_live_and_the_next_one_cleans_up(
     isolated_fleet: Fleet, trading_dsns: tuple[str, str], tmp_path: Path
 ) -> None:
     streams = topology_file(tmp_path)
-    fills, published = fill_events(6000, bots=4)
+    # Enough events that the replay at batches of 10 is still building when it is frozen.
+    fills, published = fill_events(15000, bots=4)
     nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
     env = replay_env(isolated_fleet, trading_dsns, streams)
     db = await asyncpg.connect(trading_dsns[0])
@@ -163,7 +164,7 @@ async def test_replay_killed_midway_leaves_live_and_the_next_one_cleans_up(
 
         os.kill(replay.pid, signal.SIGKILL)
         await replay.wait()
-        assert frozen_at < len(fills), "the kill landed before the swap"
+        assert 0 < frozen_at < len(fills), "the kill landed before the swap"
         assert await snapshot(db) == before, "live untouched by the killed replay"
 
         result = await run_fleet(["replay", "trade-recorder", "--yes"], env)
@@ -296,7 +297,9 @@ async def test_ctrl_c_midway_removes_the_shadow_and_leaves_live(
     isolated_fleet: Fleet, trading_dsns: tuple[str, str], tmp_path: Path
 ) -> None:
     streams = topology_file(tmp_path)
-    fills, published = fill_events(6000, bots=4)
+    # Enough events that the replay (about 2k events/s at batches of 10) is still
+    # building when the test sees its first rows.
+    fills, published = fill_events(15000, bots=4)
     nc, js = await stream_loaded(isolated_fleet.nats.url, streams, published)
     env = replay_env(isolated_fleet, trading_dsns, streams)
     db = await asyncpg.connect(trading_dsns[0])
@@ -317,7 +320,8 @@ async def test_ctrl_c_midway_removes_the_shadow_and_leaves_live(
         await wait_until(lambda: _at_least(shadow_rows, 300), 60, "the replay under way")
         # Frozen while it is checked to be midway, so the Ctrl-C lands before the swap.
         os.kill(replay.pid, signal.SIGSTOP)
-        assert await shadow_rows() < len(fills), "the replay was still building"
+        # Still building: the shadow exists (after the swap it is gone) and is not full.
+        assert 0 < await shadow_rows() < len(fills), "the replay was still building"
         replay.send_signal(signal.SIGINT)
         os.kill(replay.pid, signal.SIGCONT)
         assert await asyncio.wait_for(replay.wait(), 30) == 130, log.read_text()

@@ -122,7 +122,9 @@ async def test_a_worker_killed_faster_than_it_recovers_loses_and_dead_letters_no
     each time within half a second of its first commit (while it commits what the
     previous processes held, long before it caught up). Every event must end applied
     once, in order."""
-    total = 12000
+    # Enough events that the worker is still behind at its last kill (with 12,000 a fast
+    # machine caught up within five lives).
+    total = 24000
     await apply_test_topology(js, LOOP_TOPOLOGY)
     await PgTestStore.create_schema(postgres_database)
     events = fills(total, bots=4)

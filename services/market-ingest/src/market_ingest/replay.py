@@ -100,6 +100,7 @@ class RedisReplayTarget:
             keys=self.keys,
             outbox=False,
             prices=False,
+            closed_events=False,
             metrics=self.metrics,
         )
         self.switched_keys = 0

@@ -146,7 +146,9 @@ class RedisMarketStore:
     """Per-symbol market state in Redis, written exactly once per tick.
 
     ``outbox=False`` and ``prices=False`` are for rebuilds: no candle is queued for
-    publishing and nothing is sent on the price channels.
+    publishing and nothing is sent on the price channels; ``closed_events=False`` also
+    leaves the candle events of closed candles out of what ``apply`` returns (a rebuild
+    has no use for them).
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class RedisMarketStore:
         keys: Keys | None = None,
         outbox: bool = True,
         prices: bool = True,
+        closed_events: bool = True,
         metrics: MarketIngestMetrics | None = None,
     ) -> None:
         self._redis = redis
@@ -164,6 +167,7 @@ class RedisMarketStore:
         self.keys = keys or Keys()
         self._outbox = outbox
         self._prices = prices
+        self._closed_events = closed_events
         self._metrics = metrics
         self._cache: dict[str, SymbolState] = {}
         self._script = redis.register_script(APPLY_LUA)
@@ -216,7 +220,7 @@ class RedisMarketStore:
             await self._load([s for s in pending if s not in self._cache])
             writes = [
                 apply_ticks(
-                    self._cache[s], t, self._rules, prices=self._prices, closed=self._outbox
+                    self._cache[s], t, self._rules, prices=self._prices, closed=self._closed_events
                 )
                 for s, t in pending.items()
             ]
