@@ -85,7 +85,10 @@ class Lane:
         self._arrived.clear()
         self._waiting = True
         try:
-            await asyncio.wait_for(self._arrived.wait(), wait_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
+            # the event is set in the same loop turn as a cancel (Ctrl-C), swallowing it.
+            async with asyncio.timeout(wait_s):
+                await self._arrived.wait()
         finally:
             self._waiting = False
 
