@@ -88,19 +88,29 @@ async def test_the_suite_reports_an_event_applied_twice(monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
-async def test_analytics_projector_reconciled_with_malformed_input() -> None:
-    """analytics-projector joins the rig (CI runs it in this one scenario: its MongoDB-wire
-    server is the slowest store, too slow here for the kill scenario's catch-up waits);
-    its read models are reconciled on their own, and every malformed fill or bot event is
-    dead-lettered by it as well as by trade-recorder or bot-lifecycle."""
-    results, _ = await run_suite(select(["malformed"]), QUICK, repo=ROOT)
-    [result] = results
-    analytics = next(c for c in result.checks if c.store == "analytics")
+@pytest.mark.timeout(300)
+async def test_analytics_and_backups_reconciled_with_malformed_input_and_kills() -> None:
+    """analytics-projector and backup-runner join the rig (CI runs them in these two
+    scenarios: the MongoDB-wire server is the slowest store, too slow here for the kill
+    scenario's catch-up waits). analytics' read models are reconciled on their own, and
+    every malformed fill or bot event is dead-lettered by it as well as by trade-recorder
+    or bot-lifecycle; backups taken while the projecting workers are killed restore to
+    exactly the state at their own checkpoints."""
+    results, _ = await run_suite(select(["malformed", "backup"]), QUICK, repo=ROOT)
+    bad, backup = results
+    analytics = next(c for c in bad.checks if c.store == "analytics")
     assert (analytics.lost, analytics.doubled, analytics.mismatched) == (0, 0, 0), analytics
     assert analytics.applied == analytics.expected > 50
-    assert result.bad_published == 4
-    assert result.bad_missing == 0
+    assert bad.bad_published == 4
+    assert bad.bad_missing == 0
     # Ticks have one reader, fills and bot events two.
-    assert result.dead_letters == result.truly_bad > 4
-    assert result.exact, [c.notes for c in result.checks]
+    assert bad.dead_letters == bad.truly_bad > 4
+    assert bad.exact, [c.notes for c in bad.checks]
+
+    restored = {c.store: c for c in backup.checks if c.store.startswith("restored")}
+    assert sorted(restored) == ["restored analytics", "restored bots", "restored trades"]
+    for check in restored.values():
+        assert check.exact, check
+        assert check.applied == check.expected > 0, check
+    assert backup.faults[0].startswith("backups of postgres, mongodb, stream while kill -9")
+    assert backup.exact, [c.notes for c in backup.checks]

@@ -147,7 +147,8 @@ class Rig:
     async def start(self) -> None:
         """Start the servers and the cluster, apply the topology, start every worker."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self.fleet.start, "postgres", "redis", "mongo")
+        s3 = ["s3"] if "backup-runner" in self.worker_names else []
+        await asyncio.to_thread(self.fleet.start, "postgres", "redis", "mongo", *s3)
         self.cluster = await asyncio.to_thread(self.fleet.launch_nats_cluster, 3)
         # The cluster's URL and the credentials its users were generated with.
         fleet_env = {**self.fleet.env(), **self.cluster.env()}

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from fleet_testing.chaos.backups import backup_under_faults
 from fleet_testing.chaos.rig import Rig
 from fleet_testing.chaos.workload import Mix
 from fleet_testing.probes import http_json
@@ -88,6 +89,8 @@ class FaultLog:
 
     actions: list[str] = field(default_factory=list)
     healed: float | None = None
+    backups: dict[str, str] = field(default_factory=dict)
+    """Backups the fault asked for, by target (reconciled after the drain)."""
 
     def note(self, action: str) -> None:
         """Record one action (shown in the report)."""
@@ -281,4 +284,10 @@ SCENARIOS = [
         min_messages=420,
     ),
     Scenario("partition-lost", "one trade-recorder partition process lost", lose_partition),
+    Scenario(
+        "backup",
+        "PostgreSQL, MongoDB and stream backups taken under load while the projecting "
+        "workers are killed; each restored and reconciled at its own checkpoints",
+        backup_under_faults,
+    ),
 ]

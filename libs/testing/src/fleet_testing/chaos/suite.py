@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet_runtime.dlq import list_letters
+from fleet_testing.chaos.backups import check_backups
 from fleet_testing.chaos.publisher import PublishLog, Tamper, run_load
 from fleet_testing.chaos.reconcile import StoreCheck, check_bots, check_ticks, check_trades
 from fleet_testing.chaos.reconcile_analytics import check_analytics
@@ -21,7 +22,7 @@ from fleet_testing.chaos.topology import chaos_streams
 from fleet_testing.chaos.workload import Message, Workload
 
 CORE_WORKERS = ["trade-recorder", "bot-lifecycle", "market-ingest"]
-WORKERS = [*CORE_WORKERS, "analytics-projector"]
+WORKERS = [*CORE_WORKERS, "analytics-projector", "backup-runner"]
 """Every worker the suite runs (``run_suite(workers=CORE_WORKERS)`` leaves analytics out:
 its MongoDB-wire server is the slowest store, and CI runs it in one scenario only)."""
 INJECT_VAR = "FLEET_CHAOS_INJECT"
@@ -144,6 +145,8 @@ async def run_scenario(
     loaded_at = time.monotonic()
     drained_at = await _drain(rig, sizes.drain_timeout_s)
     checks = await _reconcile(rig, workload, log)
+    if faults.backups:
+        checks += await check_backups(rig, faults.backups, tag, workload.bot_prefix, log.stored)
     result = ScenarioResult(scenario, log, checks, faults.actions)
     await _dead_letters(rig, log, result)
     samples = [s for s in rig.samples if s.at >= started]
