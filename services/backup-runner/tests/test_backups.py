@@ -12,6 +12,7 @@ import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -20,6 +21,7 @@ from bson import json_util
 from nats.js.api import StreamConfig
 from nats.js.client import JetStreamContext
 from pydantic import SecretStr
+from pymongo import MongoClient
 
 from backup_runner.archive_chain import archived_ranges, chain_gaps
 from backup_runner.errors import BackupRefused
@@ -28,8 +30,9 @@ from backup_runner.objects import MinioObjectStore
 from backup_runner.reader_role import READER_ROLE, ensure_reader_role
 from backup_runner.runner import BackupRequest, BackupRunner
 from backup_runner.settings import BackupRunnerSettings
+from backup_runner.targets import mongodb as mongodb_target
 from fleet_pgmigrate.roles import dsn_with
-from fleet_testing.servers import PostgresServer
+from fleet_testing.servers import MongoServer, PostgresServer
 from fleet_testing.waiting import wait_until
 from fleet_testing.workerprocs import settings_env
 
@@ -134,6 +137,60 @@ async def test_mongodb_backup_keeps_decimal128_exact_and_indexes(
     assert manifest.positions[f"mongodb.{database}.checkpoints"][0]["seq"] == 77
     verified = await fleet_backup(settings, "verify", wanted.backup_id)
     assert verified.returncode == 0, verified.stderr
+
+
+async def test_mongodb_backup_reads_every_collection_at_one_moment(
+    settings: BackupRunnerSettings,
+    store: MinioObjectStore,
+    js: JetStreamContext,
+    mongo_server: MongoServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch committed while the backup runs (after the checkpoints were read, between
+    two collections) is in none of the backed-up collections: the backup is the state at
+    its checkpoints, so a restore catches up from them without missing or doubling it."""
+    database = settings.mongo_databases[0]
+    writer: MongoClient[Any] = MongoClient(mongo_server.url)
+    real_lines = mongodb_target._lines
+    committed: list[str] = []
+
+    def lines_then_commit(client: Any, db: str, collection: str, session: Any) -> Any:
+        yield from real_lines(client, db, collection, session)
+        if collection == "checkpoints" and not committed:
+            # The worker's next batch: effects and checkpoint in one transaction.
+            with writer.start_session() as other, other.start_transaction():
+                writer[db].prices.insert_one({"_id": "late", "price": 1}, session=other)
+                writer[db].checkpoints.update_one(
+                    {"_id": "TRADES/analytics-projector"}, {"$set": {"seq": 78}}, session=other
+                )
+            committed.append(collection)
+
+    monkeypatch.setattr(mongodb_target, "_lines", lines_then_commit)
+    wanted = request("mongodb", database)
+    try:
+        await BackupRunner(settings, store, js).run(wanted)
+        assert committed == ["checkpoints"]
+        assert writer[database].prices.count_documents({}) == 51
+    finally:
+        writer[database].prices.delete_one({"_id": "late"})
+        writer[database].checkpoints.update_one(
+            {"_id": "TRADES/analytics-projector"}, {"$set": {"seq": 77}}
+        )
+        writer.close()
+
+    manifest = read_manifest(store, wanted.backup_id)
+    by_name = {o.key.rsplit("/", 1)[1]: o for o in manifest.objects}
+
+    def documents(name: str) -> list[dict[str, Any]]:
+        raw = read_object(store, by_name[f"{name}.jsonl.zst"].key)
+        lines = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+        return [json_util.loads(line) for line in lines.splitlines()]
+
+    # "checkpoints" sorts before "prices": the late batch landed between the two.
+    assert [d["seq"] for d in documents("checkpoints")] == [77]
+    assert len(documents("prices")) == 50
+    assert "late" not in {d["_id"] for d in documents("prices")}
+    assert manifest.positions[f"mongodb.{database}.checkpoints"][0]["seq"] == 77
 
 
 async def test_stream_archive_continues_after_the_last_segment_and_reports_a_gap(
