@@ -2,7 +2,9 @@
 
 ``RedisReplayTarget`` is the store's shadow/swap adapter for the runtime's replay engine:
 ticks are applied by the live worker's own code (``ticks_by_symbol``, ``RedisMarketStore``)
-into keys under a fresh prefix, with no price messages and no candle events. The swap is
+into keys under a fresh prefix, with no price messages and no candle events; then each
+candle series is filled to its depth from the market-history tiers with what the stream no
+longer holds (``market_ingest.refill``). The swap is
 one Lua script that checks that the live worker has not committed anything past the
 rebuild's position and RENAMEs every rebuilt key over its live key: readers see the old
 state or the new one, never a half-built one. When the live worker is ahead, the engine
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -42,6 +45,7 @@ from fleet_runtime.worker import worker_nats
 from market_ingest.app import open_redis, rules_of
 from market_ingest.handlers import DURABLE, ticks_by_symbol
 from market_ingest.metrics import MarketIngestMetrics
+from market_ingest.refill import refill
 from market_ingest.settings import MarketIngestSettings
 from market_ingest.store import Keys, RedisMarketStore, guarded
 from market_ingest.ticks import Trade, decode_trade
@@ -144,6 +148,17 @@ class RedisReplayTarget:
             await store.apply(ticks_by_symbol(batch))
 
         return [Subscription(MARKET_STREAM, DURABLE, on_ticks, decode=decode_trade)]
+
+    async def complete_shadow(self) -> str | None:
+        """Each rebuilt candle series filled to ``candles_kept`` bars from the warm and
+        cold tiers (``market_ingest.refill``): what the stream no longer holds."""
+        return await refill(
+            self._redis,
+            self.store,
+            self._settings.candle_intervals,
+            self._settings.candles_kept,
+            os.environ,
+        )
 
     def _pairs(self) -> tuple[list[str], list[str]]:
         live = Keys()
