@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from bson import Decimal128
 from pymongo import MongoClient
 
-from backup_runner.candlefiles import Rows, encode
+from backup_runner.candlefiles import Rows, series_files
 from backup_runner.objects import MinioObjectStore
 from fleet_events import CandleInterval
 from fleet_events.history import cold_key
@@ -63,12 +63,9 @@ def put(fleet: Fleet, rows: Rows) -> None:
         secret_key=env["FLEET_S3_SECRET_KEY"], bucket=BUCKET, region=env["FLEET_S3_REGION"],
     )  # fmt: skip
     store.ensure_bucket()
-    by_file: dict[str, Rows] = {}
-    for t, values in rows.items():
-        by_file.setdefault(cold_key(M1, SYMBOL, t), {})[t] = values
-    for key, part in by_file.items():
+    for key, data in series_files(M1, SYMBOL, rows).items():
         if key != cold_key(M1, SYMBOL, LOST):
-            store.put_bytes(key, encode(part))
+            store.put_bytes(key, data)
     client: MongoClient[dict[str, Any]] = MongoClient(fleet.mongo.url)
     docs = [
         {

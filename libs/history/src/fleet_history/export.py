@@ -109,16 +109,7 @@ class ParquetSink:
 
     def write(self, candle: Candle) -> None:
         """Add one candle (written when its row group is full)."""
-        values = (
-            candle.open_time,
-            candle.open,
-            candle.high,
-            candle.low,
-            candle.close,
-            candle.volume,
-            candle.trade_count,
-            candle.closed,
-        )
+        values = (candle.open_time, *candle.values, candle.closed)
         for column, value in zip(self._rows, values, strict=True):
             column.append(value)
         if len(self._rows[0]) >= self._group_rows:

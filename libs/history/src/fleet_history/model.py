@@ -38,6 +38,11 @@ class Candle:
     closed: bool = True
 
     @property
+    def values(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, int]:
+        """open, high, low, close, volume, trade_count."""
+        return (self.open, self.high, self.low, self.close, self.volume, self.trade_count)
+
+    @property
     def close_time(self) -> datetime:
         """End of the period (exclusive)."""
         return self.open_time + self.interval.duration

@@ -43,17 +43,7 @@ def tier_bar(candle: Candle) -> Bar:
     """
     open_ms = (candle.open_time - EPOCH) // _MS
     close_ms = (candle.close_time - EPOCH) // _MS
-    return Bar(
-        open_ms,
-        open_ms * 1000,
-        close_ms * 1000 - 1,
-        candle.open,
-        candle.high,
-        candle.low,
-        candle.close,
-        candle.volume,
-        candle.trade_count,
-    )
+    return Bar(open_ms, open_ms * 1000, close_ms * 1000 - 1, *candle.values)
 
 
 @dataclass
