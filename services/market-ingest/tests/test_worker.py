@@ -21,7 +21,7 @@ from fleet_testing import Fleet
 from market_ingest.app import run
 from market_ingest.logic import SeqTick
 from market_ingest.metrics import MarketIngestMetrics
-from market_ingest.replay import rebuild
+from market_ingest.rebuild import rebuild
 from market_ingest.settings import MarketIngestSettings
 from market_ingest.store import Keys
 from market_ingest.ticks import Trade

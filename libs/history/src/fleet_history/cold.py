@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,29 +28,16 @@ from fleet_events.history import (
     parse_cold_key,
     series_prefix,
 )
+from fleet_history.columnar import decimal_text
 from fleet_history.model import Candle, Gap
 
 _BATCH = 10_000
-_ONE = Decimal(1)
-
-
-def plain(value: Decimal) -> Decimal:
-    """A decimal without trailing zeros: 67000.100000000000000000 -> 67000.1."""
-    shown = value.normalize()
-    exponent = shown.as_tuple().exponent
-    return shown.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else shown
+_TIME = pa.timestamp("ms", tz="UTC")
 
 
 def _decimals(column: pa.Array) -> list[Decimal]:
-    """A decimal128 column as Python decimals without the trailing zeros of scale 18.
-
-    The zeros go in Arrow (a Python loop of ``plain`` costs several times more); Arrow
-    writes the tiniest values in E notation, which ``plain`` handles.
-    """
-    text = pc.cast(column, pa.string())
-    text = pc.replace_substring_regex(text, r"(\.[0-9]*?)0+$", r"\1")
-    text = pc.replace_substring_regex(text, r"\.$", "")
-    return [Decimal(s) if "E" not in s else plain(Decimal(s)) for s in text.to_pylist()]
+    """A decimal128 column as Python decimals without the trailing zeros of scale 18."""
+    return [Decimal(s) for s in decimal_text(column).to_pylist()]
 
 
 def s3_filesystem(
@@ -95,18 +81,32 @@ class ParquetCandles:
         source = self._fs.open_input_file(f"{self._bucket}/{key}")
         return pq.ParquetFile(source)
 
-    def _batches(self, key: str) -> Iterator[list[list[Any]]]:
-        """The file's rows, ``_BATCH`` at a time, as Python columns (memory: one batch)."""
-        for batch in self._open(key).iter_batches(_BATCH, columns=list(COLD_COLUMNS)):
-            columns: list[list[Any]] = [batch.column(0).to_pylist()]
-            columns += [_decimals(batch.column(k)) for k in range(1, 6)]
-            columns.append(batch.column(6).to_pylist())
-            yield columns
+    def _file_batches(self, key: str, low: datetime, high: datetime) -> Iterator[pa.RecordBatch]:
+        """The file's rows opened in [low, high), ``_BATCH`` at a time (memory: one batch);
+        row groups whose open times lie outside are not read."""
+        parquet = self._open(key)
+        meta = parquet.metadata
+        groups = []
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(0).statistics
+            if stats is not None and stats.has_min_max:
+                first, last = (_utc(stats.min), _utc(stats.max))
+                if last < low or first >= high:
+                    continue
+            groups.append(g)
+        if not groups:
+            return
+        bounds = pa.scalar(low, _TIME), pa.scalar(high, _TIME)
+        for batch in parquet.iter_batches(_BATCH, row_groups=groups, columns=list(COLD_COLUMNS)):
+            times = batch.column(0)
+            inside = pc.and_(pc.greater_equal(times, bounds[0]), pc.less(times, bounds[1]))
+            yield batch.filter(inside)
 
-    async def candles(
+    async def batches(
         self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
-    ) -> AsyncIterator[Candle]:
-        """The stored candles opened in [start, end), file by file."""
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """The stored candles opened in [start, end) as record batches of ``COLD_COLUMNS``
+        (oldest first, none empty), file by file; missing and unreadable files are gaps."""
         stored = await asyncio.to_thread(self._stored, symbol, interval)
         starts = sorted(p[2] for p in map(parse_cold_key, stored) if p is not None)
         for first, stop in cold_periods(interval, start, end):
@@ -116,17 +116,30 @@ class ParquetCandles:
                 if starts and starts[0] < first and starts[-1] > first:
                     self.gaps.append(Gap(self.name, low, high, f"{key} is missing"))
                 continue
-            batches = self._batches(key)
+            batches = self._file_batches(key, low, high)
             while True:
                 try:
-                    columns = await asyncio.to_thread(next, batches, None)
+                    batch = await asyncio.to_thread(next, batches, None)
                 except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     self.gaps.append(Gap(self.name, low, high, f"{key} is unreadable: {reason}"))
                     break
-                if columns is None:
+                if batch is None:
                     break
-                for t, o, h, lo, c, v, n in zip(*columns, strict=True):
-                    at = t.astimezone(UTC)
-                    if low <= at < high:
-                        yield Candle(symbol, interval, at, o, h, lo, c, v, n)
+                if batch.num_rows:
+                    yield batch
+
+    async def candles(
+        self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
+    ) -> AsyncIterator[Candle]:
+        """The stored candles opened in [start, end), file by file."""
+        async for batch in self.batches(symbol, interval, start, end):
+            times = batch.column(0).to_pylist()
+            prices = [_decimals(batch.column(k)) for k in range(1, 6)]
+            counts = batch.column(6).to_pylist()
+            for t, o, h, lo, c, v, n in zip(times, *prices, counts, strict=True):
+                yield Candle(symbol, interval, t.astimezone(UTC), o, h, lo, c, v, n)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

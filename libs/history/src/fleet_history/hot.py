@@ -37,6 +37,15 @@ class RedisCandles:
         """The sorted set of one series."""
         return f"{self._prefix}market:candles:{interval.value}:{symbol}"
 
+    async def first_open(
+        self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
+    ) -> datetime | None:
+        """Open time of the series' oldest bar in [start, end), if any."""
+        first = await self._redis.zrangebyscore(
+            self.key(symbol, interval), _ms(start), f"({_ms(end)}", start=0, num=1, withscores=True
+        )
+        return datetime.fromtimestamp(int(first[0][1]) / 1000, UTC) if first else None
+
     async def candles(
         self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
     ) -> AsyncIterator[Candle]:

@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from fleet_events import CandleInterval
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class HistoryError(ValueError):
@@ -33,6 +36,11 @@ class Candle:
     volume: Decimal
     trade_count: int
     closed: bool = True
+
+    @property
+    def values(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, int]:
+        """open, high, low, close, volume, trade_count."""
+        return (self.open, self.high, self.low, self.close, self.volume, self.trade_count)
 
     @property
     def close_time(self) -> datetime:
@@ -63,7 +71,48 @@ class Tier(Protocol):
 
 
 @runtime_checkable
+class FindsFirst(Protocol):
+    """A tier that tells cheaply where its candles of a range begin."""
+
+    async def first_open(
+        self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
+    ) -> datetime | None:
+        """Open time of the oldest candle it holds in [start, end), if any."""
+        ...
+
+
+@runtime_checkable
 class ReportsGaps(Protocol):
     """A tier that records the ranges it could not serve while it streams."""
 
     gaps: list[Gap]
+
+
+@runtime_checkable
+class ServesBatches(Protocol):
+    """A tier that can stream its candles as Arrow record batches (the cold tier)."""
+
+    name: str
+    gaps: list[Gap]
+
+    def batches(
+        self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """The candles opened in [start, end), oldest first, as batches of its columns."""
+        ...
+
+
+class Sink(Protocol):
+    """Where a series is written: candles one by one, or a cold tier's batches."""
+
+    def write(self, candle: Candle) -> None:
+        """One candle."""
+        ...
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """A batch of the cold tier's columns (``fleet_events.history.COLD_COLUMNS``)."""
+        ...
+
+    def close(self) -> None:
+        """Finish the output."""
+        ...

@@ -13,10 +13,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fleet_events import CandleInterval
-from fleet_history.model import Candle, Gap, HistoryError, ReportsGaps, Tier
+from fleet_history.model import (
+    Candle,
+    FindsFirst,
+    Gap,
+    HistoryError,
+    ReportsGaps,
+    ServesBatches,
+    Sink,
+    Tier,
+)
 
 
 @dataclass
@@ -38,12 +47,27 @@ class Report:
 
     def add(self, tier: str, candle: Candle) -> None:
         """Count ``candle`` as served by ``tier``."""
+        self.add_run(tier, candle.open_time, candle.open_time, 1)
+
+    def add_run(self, tier: str, first: datetime, last: datetime, count: int) -> None:
+        """Count ``count`` consecutive candles from ``first`` to ``last`` as served by ``tier``."""
         if self.runs and self.runs[-1].tier == tier:
             run = self.runs[-1]
-            run.last = candle.open_time
-            run.count += 1
+            run.last = last
+            run.count += count
         else:
-            self.runs.append(Served(tier, candle.open_time, candle.open_time))
+            self.runs.append(Served(tier, first, last, count))
+
+    def add_gaps(self, gaps: list[Gap]) -> None:
+        """Record gaps; one that continues the previous (the same file, split where a read
+        turned from batches to rows) extends it."""
+        for gap in gaps:
+            before = self.gaps[-1] if self.gaps else None
+            same = before is not None and (before.tier, before.reason) == (gap.tier, gap.reason)
+            if before is not None and same and before.end == gap.start:
+                self.gaps[-1] = Gap(gap.tier, before.start, gap.end, gap.reason)
+            else:
+                self.gaps.append(gap)
 
     @property
     def total(self) -> int:
@@ -102,5 +126,43 @@ async def read_candles(
         for tier in tiers:
             if isinstance(tier, ReportsGaps):
                 if report is not None:
-                    report.gaps.extend(tier.gaps)
+                    report.add_gaps(tier.gaps)
                 tier.gaps.clear()
+
+
+async def write_series(
+    tiers: Sequence[Tier],
+    sink: Sink,
+    symbol: str,
+    interval: CandleInterval,
+    start: datetime,
+    end: datetime,
+    report: Report,
+) -> None:
+    """Write the series of [start, end) to ``sink``, each period once (``read_candles``).
+
+    The stretch that only the last tier (cold) holds, up to the first candle a fresher
+    tier holds, goes to the sink as that tier's record batches, never as Python objects:
+    no other tier has a period there, so nothing needs merging. The rest is merged row by
+    row.
+    """
+    *fresher, last = tiers
+    split = start
+    finders = [t for t in fresher if isinstance(t, FindsFirst)]
+    if isinstance(last, ServesBatches) and len(finders) == len(fresher):
+        firsts = [await t.first_open(symbol, interval, start, end) for t in finders]
+        split = min((f for f in firsts if f is not None), default=end)
+        if split > start:
+            try:
+                async for batch in last.batches(symbol, interval, start, split):
+                    times = batch.column(0)
+                    first = times[0].as_py().astimezone(UTC)
+                    final = times[-1].as_py().astimezone(UTC)
+                    sink.write_batch(batch)
+                    report.add_run(last.name, first, final, batch.num_rows)
+            finally:
+                report.add_gaps(last.gaps)
+                last.gaps.clear()
+    if split < end:
+        async for candle in read_candles(tiers, symbol, interval, split, end, report):
+            sink.write(candle)

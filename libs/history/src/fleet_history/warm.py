@@ -25,15 +25,20 @@ class MongoCandles:
     def __init__(self, database: AsyncDatabase[dict[str, Any]], prefix: str = "") -> None:
         self._collection = database[f"{prefix}price_history"]
 
+    async def first_open(
+        self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
+    ) -> datetime | None:
+        """Open time of the oldest stored candle in [start, end), if any."""
+        doc = await self._collection.find_one(
+            _range(symbol, interval, start, end), {"open_time": 1}, sort=[("open_time", 1)]
+        )
+        return None if doc is None else _aware(doc["open_time"])
+
     async def candles(
         self, symbol: str, interval: CandleInterval, start: datetime, end: datetime
     ) -> AsyncIterator[Candle]:
         """The stored candles opened in [start, end), streamed by the cursor."""
-        query = {
-            "symbol": symbol,
-            "interval": interval.value,
-            "open_time": {"$gte": start, "$lt": end},
-        }
+        query = _range(symbol, interval, start, end)
         cursor = self._collection.find(query, batch_size=2000).sort("open_time", 1)
         async for doc in cursor:
             yield Candle(
@@ -47,6 +52,10 @@ class MongoCandles:
                 volume=_dec(doc["volume"]),
                 trade_count=int(doc["trade_count"]),
             )
+
+
+def _range(symbol: str, interval: CandleInterval, start: datetime, end: datetime) -> dict[str, Any]:
+    return {"symbol": symbol, "interval": interval.value, "open_time": {"$gte": start, "$lt": end}}
 
 
 def _dec(value: Any) -> Any:

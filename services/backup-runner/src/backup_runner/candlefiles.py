@@ -21,6 +21,7 @@ from fleet_events.history import (
     COLD_DECIMAL_PRECISION,
     COLD_DECIMAL_SCALE,
     COLD_PREFIX,
+    cold_key,
     parse_cold_key,
 )
 
@@ -68,6 +69,14 @@ def encode(rows: Rows) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", row_group_size=50_000)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def series_files(interval: CandleInterval, symbol: str, rows: Rows) -> dict[str, bytes]:
+    """The files of a whole series at once, by key (to load history: benchmarks, tests)."""
+    by_key: dict[str, Rows] = {}
+    for t, values in rows.items():
+        by_key.setdefault(cold_key(interval, symbol, t), {})[t] = values
+    return {key: encode(part) for key, part in by_key.items()}
 
 
 def decode(data: bytes) -> Rows:

@@ -2,7 +2,9 @@
 
 ``RedisReplayTarget`` is the store's shadow/swap adapter for the runtime's replay engine:
 ticks are applied by the live worker's own code (``ticks_by_symbol``, ``RedisMarketStore``)
-into keys under a fresh prefix, with no price messages and no candle events. The swap is
+into keys under a fresh prefix, with no price messages and no candle events; then each
+candle series is filled to its depth from the market-history tiers with what the stream no
+longer holds (``market_ingest.refill``). The swap is
 one Lua script that checks that the live worker has not committed anything past the
 rebuild's position and RENAMEs every rebuilt key over its live key: readers see the old
 state or the new one, never a half-built one. When the live worker is ahead, the engine
@@ -13,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -30,18 +32,16 @@ from fleet_runtime.delivery import Batch
 from fleet_runtime.replay import (
     CatchUp,
     Comparison,
-    ReplayEngine,
     ReplayLocked,
-    ReplayPlan,
     SwapBehind,
     SwapResult,
     TableCompare,
 )
-from fleet_runtime.replay.lock import holder_name, renewed
-from fleet_runtime.worker import worker_nats
+from fleet_runtime.replay.lock import renewed
 from market_ingest.app import open_redis, rules_of
 from market_ingest.handlers import DURABLE, ticks_by_symbol
 from market_ingest.metrics import MarketIngestMetrics
+from market_ingest.refill import refill
 from market_ingest.settings import MarketIngestSettings
 from market_ingest.store import Keys, RedisMarketStore, guarded
 from market_ingest.ticks import Trade, decode_trade
@@ -144,6 +144,17 @@ class RedisReplayTarget:
             await store.apply(ticks_by_symbol(batch))
 
         return [Subscription(MARKET_STREAM, DURABLE, on_ticks, decode=decode_trade)]
+
+    async def complete_shadow(self) -> str | None:
+        """Each rebuilt candle series filled to ``candles_kept`` bars from the warm and
+        cold tiers (``market_ingest.refill``): what the stream no longer holds."""
+        return await refill(
+            self._redis,
+            self.store,
+            self._settings.candle_intervals,
+            self._settings.candles_kept,
+            os.environ,
+        )
 
     def _pairs(self) -> tuple[list[str], list[str]]:
         live = Keys()
@@ -269,83 +280,6 @@ def _combine(digests: Any) -> str:
     return hashlib.md5("".join(digests).encode()).hexdigest()  # noqa: S324
 
 
-@dataclass
-class RebuildResult:
-    """What a rebuild did."""
-
-    ticks: int = 0
-    invalid: int = 0
-    symbols: int = 0
-    keys: int = 0
-    position: int = 0
-    switched: bool = False
-
-
-class _Lines:
-    """Engine progress as a line a second through ``progress``."""
-
-    def __init__(self, progress: Callable[[str], None]) -> None:
-        self._progress = progress
-        self._started = self._last = time.monotonic()
-
-    def update(self, applied: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._last >= 1.0:
-            self._last = now
-            rate = applied / max(now - self._started, 1e-9)
-            self._progress(
-                f"  {applied:,} ticks applied, {total - applied:,} to go, {rate:,.0f} ticks/s"
-            )
-
-    def note(self, text: str) -> None:
-        self._progress(text)
-
-    def close(self) -> None:
-        return None
-
-
-async def rebuild(
-    settings: MarketIngestSettings,
-    since: timedelta | None = None,
-    progress: Callable[[str], None] = print,
-) -> RebuildResult:
-    """Rebuild every symbol seen in the stream (since ``since`` ago, or all) and switch over.
-
-    Symbols with no tick in that range keep their live keys untouched.
-    """
-    target = RedisReplayTarget(settings)
-    nc = await worker_nats(settings, "market-ingest-rebuild", user="market-ingest")
-    start = None if since is None else datetime.now(UTC) - since
-    scope = "all ticks" if start is None else f"ticks since {start}"
-    progress(
-        f"rebuilding market-ingest state from {MARKET_STREAM} ({scope}) into {target.keys.prefix}*"
-    )
-    try:
-        async with target.lock(holder_name("market-ingest")):
-            engine = ReplayEngine(
-                nc, target, batch_size=settings.rebuild_batch_size, progress=_Lines(progress)
-            )
-            report = await engine.run(ReplayPlan(since=start))
-    finally:
-        await nc.drain()
-        await target.close()
-    result = RebuildResult(
-        ticks=report.applied,
-        invalid=report.invalid + report.rejected,
-        symbols=len(target.store.symbols),
-        keys=target.switched_keys,
-        position=report.position,
-        switched=report.swap is not None and target.switched_keys > 0,
-    )
-    late = {k[0]: int(v) for k, v in _samples(target.metrics.late_skipped).items() if v}
-    progress(
-        f"done: {result.ticks:,} ticks, {result.symbols} symbols, {result.keys} keys switched "
-        f"at stream seq {result.position:,}; invalid ticks skipped {result.invalid}; "
-        f"late ticks skipped {late or 0}"
-    )
-    return result
-
-
 async def _drop_prefix(redis: Redis, prefix: str) -> int:
     """Delete every key under ``prefix``; how many."""
     removed = 0
@@ -358,13 +292,3 @@ async def _drop_prefix(redis: Redis, prefix: str) -> int:
     if batch:
         removed += await redis.delete(*batch)
     return removed
-
-
-def _samples(counter: Any) -> dict[tuple[str, ...], float]:
-    """Label values -> count of a labelled prometheus Counter."""
-    out: dict[tuple[str, ...], float] = {}
-    for family in counter.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                out[tuple(sample.labels.values())] = sample.value
-    return out

@@ -184,6 +184,16 @@ class RedisMarketStore:
         """Symbols whose state this store holds in memory."""
         return sorted(self._cache)
 
+    def kept(self, symbol: str, interval: CandleInterval) -> list[Bar]:
+        """The bars of one candle series held in memory, oldest first."""
+        series = self._cache[symbol].candles[interval]
+        return [series.bars[t] for t in series.order]
+
+    async def reload(self, symbols: Sequence[str]) -> None:
+        """Read these symbols' state from Redis again, after something else (a refill of
+        older bars) wrote their keys."""
+        await self._load(list(symbols))
+
     async def ping(self) -> None:
         """Fail with ``StoreUnavailable`` unless Redis answers; refused credentials and a
         Redis that evicts keys are ``StartupRefused`` (waiting cannot fix them)."""

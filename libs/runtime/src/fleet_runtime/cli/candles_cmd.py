@@ -8,23 +8,21 @@ which part. ``fleet_history`` is imported when the command runs, so no worker lo
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
+import dataclasses
 import os
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fleet_runtime.errors import UserError
 
 if TYPE_CHECKING:
-    from fleet_history import Candle, Report
-
-_FIELDS = ["open_time", "open", "high", "low", "close", "volume", "trade_count", "closed"]
+    from fleet_history import Report
+    from fleet_history.model import Sink
+    from fleet_history.sources import Sources
 
 
 class Format(StrEnum):
@@ -33,21 +31,6 @@ class Format(StrEnum):
     CSV = "csv"
     JSON = "json"
     PARQUET = "parquet"
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where the three tiers are."""
-
-    redis_url: str
-    mongo_url: str
-    mongo_database: str
-    s3_endpoint: str
-    s3_access_key: str
-    s3_secret_key: str
-    s3_region: str
-    s3_bucket: str
-    cold: bool = True
 
 
 INCOMPLETE = 3
@@ -64,38 +47,23 @@ def _time(text: str, option: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _row(candle: Candle) -> dict[str, Any]:
-    return {
-        "open_time": candle.open_time.isoformat().replace("+00:00", "Z"),
-        "open": str(candle.open),
-        "high": str(candle.high),
-        "low": str(candle.low),
-        "close": str(candle.close),
-        "volume": str(candle.volume),
-        "trade_count": candle.trade_count,
-        "closed": candle.closed,
-    }
+def _sink(fmt: Format) -> Sink:
+    from fleet_history.export import CsvSink, JsonSink, ParquetSink  # noqa: PLC0415
+
+    out = sys.stdout.buffer
+    if fmt is Format.PARQUET:
+        return ParquetSink(out)
+    return CsvSink(out) if fmt is Format.CSV else JsonSink(out)
 
 
 async def _export(
     symbol: str, interval: str, start: datetime, end: datetime, fmt: Format, at: Sources
 ) -> Report:
-    import pyarrow as pa  # noqa: PLC0415
-    from pymongo import AsyncMongoClient  # noqa: PLC0415 - only this command needs it
-    from redis.asyncio import Redis  # noqa: PLC0415
+    import pyarrow as pa  # noqa: PLC0415 - only this command needs it
 
-    from fleet_history import (  # noqa: PLC0415
-        HistoryError,
-        MongoCandles,
-        ParquetCandles,
-        RedisCandles,
-        Report,
-        Tier,
-        check_range,
-        read_candles,
-        s3_filesystem,
-    )
-    from fleet_history.export import ParquetSink  # noqa: PLC0415
+    from fleet_history import HistoryError, Report, check_range  # noqa: PLC0415
+    from fleet_history.sources import opened_tiers  # noqa: PLC0415
+    from fleet_history.stitch import write_series  # noqa: PLC0415
 
     # The process's own allocator gives memory back between files; Arrow's default pool
     # (mimalloc) kept ~25 MB more at its peak in a month-long export.
@@ -109,30 +77,11 @@ async def _export(
         raise UserError(
             "--format parquet writes binary data", fix="redirect stdout to a file: > out.parquet"
         )
-    redis = Redis.from_url(at.redis_url, socket_connect_timeout=5, socket_timeout=30)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        at.mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True
-    )
     report = Report()
-    writer = csv.DictWriter(sys.stdout, fieldnames=_FIELDS) if fmt is Format.CSV else None
-    sink = ParquetSink(sys.stdout.buffer) if fmt is Format.PARQUET else None
-    if writer is not None:
-        writer.writeheader()
     try:
-        tiers: list[Tier] = [RedisCandles(redis), MongoCandles(mongo[at.mongo_database])]
-        if at.cold:
-            filesystem = s3_filesystem(
-                at.s3_endpoint, at.s3_access_key, at.s3_secret_key, at.s3_region
-            )
-            tiers.append(ParquetCandles(filesystem, at.s3_bucket))
-        async for candle in read_candles(tiers, symbol, known, start, end, report):
-            if sink is not None:
-                sink.write(candle)
-            elif writer is not None:
-                writer.writerow(_row(candle))
-            else:
-                sys.stdout.write(json.dumps(_row(candle)) + "\n")
-        if sink is not None:
+        async with opened_tiers(at) as tiers:
+            sink = _sink(fmt)
+            await write_series(tiers, sink, symbol, known, start, end, report)
             sink.close()
     except HistoryError as exc:
         raise UserError(str(exc), fix=exc.fix) from None
@@ -142,9 +91,6 @@ async def _export(
             fix="point --s3-endpoint/--s3-bucket (or FLEET_S3_ENDPOINT and its keys) at "
             "backup-runner's bucket, or pass --no-cold to read the hot and warm tiers only",
         ) from None
-    finally:
-        await redis.aclose()
-        await mongo.close()
     return report
 
 
@@ -163,8 +109,12 @@ def candles(
         str | None, typer.Option(help="Warm tier (default: $FLEET_MONGO_URL or local).")
     ] = None,
     mongo_database: Annotated[
-        str, typer.Option(help="analytics-projector's database.")
-    ] = "tradefleet_analytics",
+        str | None,
+        typer.Option(
+            help="analytics-projector's database (default: $FLEET_HISTORY_DATABASE or "
+            "tradefleet_analytics)."
+        ),
+    ] = None,
     s3_endpoint: Annotated[
         str | None, typer.Option(help="Cold tier S3 (default: $FLEET_S3_ENDPOINT or local).")
     ] = None,
@@ -185,18 +135,22 @@ def candles(
     which part, and names every gap (a cold file missing or unreadable): then the exit
     code is 3. S3 keys come from $FLEET_S3_ACCESS_KEY, $FLEET_S3_SECRET_KEY, $FLEET_S3_REGION.
     """
+    from fleet_history.sources import Sources  # noqa: PLC0415 - loaded when the command runs
+
     first, last = _time(start, "--from"), _time(end, "--to")
-    env = os.environ.get
-    sources = Sources(
-        redis_url=redis_url or env("FLEET_REDIS_URL") or "redis://127.0.0.1:6379/0",
-        mongo_url=mongo_url or env("FLEET_MONGO_URL") or "mongodb://127.0.0.1:27017",
+    sources = Sources.from_env(
+        os.environ,
+        redis_url=redis_url,
+        mongo_url=mongo_url,
         mongo_database=mongo_database,
-        s3_endpoint=s3_endpoint or env("FLEET_S3_ENDPOINT") or "http://127.0.0.1:9000",
-        s3_access_key=env("FLEET_S3_ACCESS_KEY") or "minioadmin",
-        s3_secret_key=env("FLEET_S3_SECRET_KEY") or "minioadmin",
-        s3_region=env("FLEET_S3_REGION") or "us-east-1",
-        s3_bucket=s3_bucket or env("FLEET_HISTORY_BUCKET") or "tradefleet-backups",
-        cold=cold,
+        s3_endpoint=s3_endpoint,
+        s3_bucket=s3_bucket,
+    )
+    sources = dataclasses.replace(
+        sources,
+        redis_url=sources.redis_url or "redis://127.0.0.1:6379/0",
+        mongo_url=sources.mongo_url or "mongodb://127.0.0.1:27017",
+        s3_endpoint=(sources.s3_endpoint or "http://127.0.0.1:9000") if cold else None,
     )
     report = asyncio.run(_export(symbol, interval, first, last, fmt, sources))
     if not report.runs:

@@ -15,6 +15,7 @@ from fleet_runtime.replay.plan import ReplayPlan, ReplayReport
 from fleet_runtime.replay.target import (
     CatchUp,
     Comparison,
+    CompletesShadow,
     ReplayFactory,
     ReplayLocked,
     ReplayRefused,
@@ -28,6 +29,7 @@ from fleet_runtime.workers import WorkerSpec
 __all__ = [
     "CatchUp",
     "Comparison",
+    "CompletesShadow",
     "ReplayEngine",
     "ReplayFactory",
     "ReplayLocked",

@@ -33,6 +33,7 @@ from fleet_runtime.replay.plan import ReplayPlan, ReplayReport
 from fleet_runtime.replay.progress import ReplayProgress, SilentProgress
 from fleet_runtime.replay.source import resolve_sources
 from fleet_runtime.replay.target import (
+    CompletesShadow,
     ReplayRefused,
     ReplayTarget,
     SwapBehind,
@@ -99,6 +100,10 @@ class ReplayEngine:
             await self._drain()
             if self._first_at is not None:
                 self._report.apply_seconds = time.monotonic() - self._first_at
+            if isinstance(self._target, CompletesShadow):
+                note = await self._target.complete_shadow()
+                if note:
+                    self._progress.note(note)
             if plan.dry_run:
                 self._report.compared = await self._target.compare(LaneCatchUp(self))
             else:

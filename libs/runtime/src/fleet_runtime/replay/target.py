@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fleet_runtime.binding import Subscription
 from fleet_runtime.errors import UserError
@@ -152,6 +152,17 @@ class ReplayTarget(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class CompletesShadow(Protocol):
+    """A target whose shadow takes more than the streams give (market-ingest: the candles
+    older than the stream, from the market-history tiers)."""
+
+    async def complete_shadow(self) -> str | None:
+        """Add to the shadow once the streams are applied, before the compare or swap; a
+        line on what was added (or could not be), if any."""
         ...
 
 
