@@ -70,7 +70,7 @@ def test_the_suite_fails_and_says_so_when_an_acked_event_is_lost(tmp_path: Path)
     page = out.read_text()
     row = next(line for line in page.splitlines() if line.startswith("| steady |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[10:12] == ["2", "0"]  # lost, doubled
+    assert cells[11:13] == ["2", "0"]  # lost, doubled
     assert cells[-1] == "**NOT EXACT**"
 
 
