@@ -174,6 +174,9 @@ class MongoReplayTarget:
             if keep_old:
                 kept = f"{KEPT}{datetime.now(UTC):%Y%m%d%H%M%S}__"
                 await self._copy_live(kept)
+            # The first rename makes the swap irreversible: from here a signal no longer
+            # stops it, so the collections never stay half renamed.
+            catch_up.before_commit()
             await self._rename_shadow()
             pause = time.monotonic() - started
         return SwapResult(
