@@ -70,8 +70,11 @@ def replay(
     partition: int | None = typer.Option(
         None, "--partition", help="Replay one partition's consumer (<durable>-p<k>)."
     ),
-    batch_size: int = typer.Option(
-        5000, "--batch-size", min=1, help="Events per store write while replaying."
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Events per store write while replaying (default: the store's, else 5000).",
     ),
     from_archive: bool = typer.Option(
         False,
@@ -149,7 +152,7 @@ async def _run(
     interrupt: Interrupt,
     *,
     drop_old: bool,
-    batch_size: int,
+    batch_size: int | None,
 ) -> None:
     archive = None
     if plan.from_archive:

@@ -46,6 +46,8 @@ from fleet_runtime.topology.subjects import covers
 log = get_logger("fleet_runtime.replay")
 
 _PROGRESS_EVERY_S = 0.2
+BATCH_SIZE = 5000
+"""Events per store write when neither the caller nor the store names another size."""
 
 
 class ReplayEngine:
@@ -56,7 +58,7 @@ class ReplayEngine:
         nc: NATS,
         target: ReplayTarget,
         *,
-        batch_size: int = 5000,
+        batch_size: int | None = None,
         swap_attempts: int = 20,
         catch_up_timeout_s: float = 5.0,
         idle_timeout_s: float = 30.0,
@@ -67,7 +69,10 @@ class ReplayEngine:
         self._nc = nc
         self._js = nc.jetstream()
         self._target = target
-        self._batch_size = batch_size
+        # A store may write wider batches than the default (``ReplayTarget`` may name its
+        # own ``replay_batch_size``): a replay has no acks to wait for.
+        preferred: int = getattr(target, "replay_batch_size", BATCH_SIZE)
+        self._batch_size = batch_size or preferred
         self._swap_attempts = swap_attempts
         self._catch_up_timeout_s = catch_up_timeout_s
         self._idle_timeout_s = idle_timeout_s

@@ -106,7 +106,12 @@ class SwapResult:
 
 
 class ReplayTarget(Protocol):
-    """A store's shadow/swap adapter, opened by the worker's ``WorkerSpec.replay`` factory."""
+    """A store's shadow/swap adapter, opened by the worker's ``WorkerSpec.replay`` factory.
+
+    Optional attributes the engine reads when present: ``keeps_history_of`` (streams whose
+    events past retention the shadow carries over from live) and ``replay_batch_size``
+    (events per shadow write when the operator does not pass ``--batch-size``).
+    """
 
     @property
     def description(self) -> str:
