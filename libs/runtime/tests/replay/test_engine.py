@@ -201,6 +201,12 @@ async def test_dry_run_compares_and_discards(loaded: tuple[Any, JetStreamContext
     assert (target.live, target.discarded, target.swaps_tried) == ([-1], 1, 0)
 
 
+def stopped_in_the_first_swap(target: MemoryTarget) -> None:
+    """Live as it was, the shadow removed, and no second swap attempt."""
+    assert (target.swaps_tried, target.live) == (1, [-1])
+    assert (target.shadow, target.discarded) == (None, 1)
+
+
 async def test_a_signal_whose_cancel_asyncio_loses_still_stops_the_swap(
     loaded: tuple[Any, JetStreamContext],
 ) -> None:
@@ -229,8 +235,7 @@ async def test_a_signal_whose_cancel_asyncio_loses_still_stops_the_swap(
         await ReplayEngine(nc, target, interrupt=interrupt).run(ReplayPlan())
     if sys.version_info < (3, 12):
         assert returned == [300], "the cancel was lost: only the recorded signal stopped it"
-    assert (target.swaps_tried, target.live) == (1, [-1])
-    assert (target.shadow, target.discarded) == (None, 1)
+    stopped_in_the_first_swap(target)
 
 
 async def test_ctrl_c_during_the_swap_catch_up_stops_it_with_live_untouched(
@@ -248,8 +253,7 @@ async def test_ctrl_c_during_the_swap_catch_up_stops_it_with_live_untouched(
         await ReplayEngine(nc, target, interrupt=interrupt).run(ReplayPlan())
     assert stopped.value.exit_code == 130
     # Stopped within the first attempt (a catch-up running out would have retried).
-    assert (target.swaps_tried, target.live) == (1, [-1])
-    assert (target.shadow, target.discarded) == (None, 1)
+    stopped_in_the_first_swap(target)
 
 
 async def test_a_signal_once_the_swap_commits_lets_it_finish(
