@@ -61,7 +61,6 @@ class ReplayEngine:
         batch_size: int | None = None,
         swap_attempts: int = 20,
         catch_up_timeout_s: float = 5.0,
-        idle_timeout_s: float = 30.0,
         progress: ReplayProgress | None = None,
         archive: StreamArchive | None = None,
         interrupt: Interrupt | None = None,
@@ -75,7 +74,6 @@ class ReplayEngine:
         self._batch_size = batch_size or preferred
         self._swap_attempts = swap_attempts
         self._catch_up_timeout_s = catch_up_timeout_s
-        self._idle_timeout_s = idle_timeout_s
         self._interrupt = interrupt or Interrupt()
         self._progress = progress or SilentProgress()
         self._archive = archive
@@ -225,7 +223,7 @@ class ReplayEngine:
 
     async def _drain(self) -> None:
         """Apply until the shadow has everything each stream held when its last message came."""
-        idle_s = self._idle_timeout_s
+        idle_s = self._catch_up_timeout_s * 6
         for lane in self._lanes:
             while lane.busy:
                 self._interrupt.check()
