@@ -87,6 +87,14 @@ async def test_dry_run_lock_and_repair_through_the_cli(isolated_fleet: Fleet) ->
         assert not [k async for k in redis.scan_iter(match="rebuild:*")]
 
 
+async def _shadow_keys(redis: Redis) -> int:
+    return len([k async for k in redis.scan_iter(match="rebuild:*", count=1000)])
+
+
+async def _building(redis: Redis) -> bool:
+    return await _shadow_keys(redis) > 0
+
+
 async def test_a_replay_killed_midway_leaves_live_untouched_and_the_next_one_cleans_up(
     isolated_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -98,12 +106,9 @@ async def test_a_replay_killed_midway_leaves_live_untouched_and_the_next_one_cle
         )
 
         async def shadow_keys() -> int:
-            return len([k async for k in redis.scan_iter(match="rebuild:*", count=1000)])
+            return await _shadow_keys(redis)
 
-        async def building() -> bool:
-            return await shadow_keys() > 0
-
-        await wait_until(building, 60, "the replay building its shadow keys")
+        await wait_until(lambda: _building(redis), 60, "the replay building its shadow keys")
         os.kill(replay.pid, signal.SIGKILL)
         await replay.wait()
         assert await shadow_keys() > 0, "killed before the swap, its shadow left behind"
@@ -119,3 +124,20 @@ async def test_a_replay_killed_midway_leaves_live_untouched_and_the_next_one_cle
         assert await snapshot(redis) == healthy
         assert await shadow_keys() == 0
         assert not [k async for k in redis.scan_iter(match="replaced:*")]
+
+
+async def test_sigterm_midway_removes_the_shadow_keys_and_leaves_live(
+    isolated_fleet: Fleet, tmp_path: Path
+) -> None:
+    async with _worker_with_ticks(isolated_fleet, seed=44, n=6000) as (env, redis, healthy):
+        log = tmp_path / "replay.log"
+        args = ["replay", "market-ingest", "--yes", "--batch-size", "10"]
+        replay = await start_fleet(args, env, log)
+        await wait_until(lambda: _building(redis), 60, "the replay building its shadow keys")
+        replay.send_signal(signal.SIGTERM)
+        assert await replay.wait() == 143, log.read_text()
+        assert "interrupted: the live store is untouched" in log.read_text()
+        assert "Traceback" not in log.read_text()
+        assert await _shadow_keys(redis) == 0, "the interrupted replay removed its shadow"
+        assert not await redis.exists("fleet:replay:lock:market-ingest"), "lock released"
+        assert await snapshot(redis) == healthy

@@ -293,12 +293,6 @@ async def test_replay_of_a_partitioned_worker_covers_every_partition(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known bug, not fixed yet: a Ctrl-C that reaches a replay frozen midway is "
-    "sometimes not honoured on a busy machine (the replay goes on, swaps and exits 0); "
-    "seen in CI rehearsals, cause not found yet (see docs/replay.md)",
-    strict=False,
-)
 async def test_ctrl_c_midway_removes_the_shadow_and_leaves_live(
     isolated_fleet: Fleet, trading_dsns: tuple[str, str], tmp_path: Path
 ) -> None:

@@ -11,7 +11,9 @@ adapter writes into it through ``search_path``. The swap, in one transaction:
 2. Read the live checkpoints ``L``; let the engine apply the stream into the shadow up to
    ``L`` (``catch_up``); write the position reached into every shadow checkpoint row.
 3. Move each live table into ``<schema>_old_<UTC stamp>`` and each shadow table into
-   ``<schema>``, then commit. The held live transaction resumes on the new tables (the
+   ``<schema>``, ask the engine whether the replay was interrupted
+   (``catch_up.before_commit()``: it raises if so, and the transaction rolls back), then
+   commit. The held live transaction resumes on the new tables (the
    server resolves the table name again once it gets the lock).
 """
 
@@ -266,6 +268,9 @@ class PostgresReplayTarget:
                             f"ALTER TABLE {_ident(self.shadow)}.{_ident(table)} "
                             f"SET SCHEMA {_ident(self.schema)}"
                         )
+                    # Leaving the block sends COMMIT with no await before it: a signal
+                    # handled up to here rolls everything back.
+                    catch_up.before_commit()
                 pause = time.monotonic() - started
             except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError) as exc:
                 # A reader's long transaction holds a live table (and, for a deadlock,

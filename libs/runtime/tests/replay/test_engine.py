@@ -7,6 +7,10 @@ adapters are tested on their real servers in their services' tests.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +28,9 @@ from fleet_runtime.publisher import EventPublisher
 from fleet_runtime.replay import (
     CatchUp,
     Comparison,
+    Interrupt,
     ReplayEngine,
+    ReplayInterrupted,
     ReplayPlan,
     ReplayRefused,
     SwapResult,
@@ -42,8 +48,11 @@ class MemoryTarget:
         self,
         live_checkpoint: Callable[[], Awaitable[int]],
         refusal: str | None = None,
+        committing: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.live: list[int] = [-1]
+        self.committing = committing
+        """Awaited after ``before_commit``, as a store's commit round trip would be."""
         self.shadow: list[int] | None = None
         self.live_checkpoint = live_checkpoint
         self.refusal = refusal
@@ -76,6 +85,9 @@ class MemoryTarget:
         self.swaps_tried += 1
         live_at = await self.live_checkpoint()
         position = await catch_up(live_at)
+        catch_up.before_commit()
+        if self.committing is not None:
+            await self.committing()
         assert self.shadow is not None
         self.live, self.shadow = self.shadow, None
         return SwapResult(position, live_at, 0.0, ["memory"], None)
@@ -187,3 +199,79 @@ async def test_dry_run_compares_and_discards(loaded: tuple[Any, JetStreamContext
     report = await ReplayEngine(nc, target).run(ReplayPlan(dry_run=True))
     assert report.compared == Comparison(300, 300, [])
     assert (target.live, target.discarded, target.swaps_tried) == ([-1], 1, 0)
+
+
+def stopped_in_the_first_swap(target: MemoryTarget) -> None:
+    """Live as it was, the shadow removed, and no second swap attempt."""
+    assert (target.swaps_tried, target.live) == (1, [-1])
+    assert (target.shadow, target.discarded) == (None, 1)
+
+
+async def test_a_signal_whose_cancel_asyncio_loses_still_stops_the_swap(
+    loaded: tuple[Any, JetStreamContext],
+) -> None:
+    """Ctrl-C must stop a swap even when its cancel never reaches the engine.
+
+    On Python 3.11 ``asyncio.wait_for`` (behind every nats-py request, e.g. the MongoDB
+    adapter's consumer pauses and polls inside its swap) returns a reply that arrived in
+    the same loop turn as the cancel; the replay then swapped and exited 0. Here the
+    live checkpoint is read that way, with the signal in the reply's loop turn.
+    """
+    nc, _ = loaded
+    interrupt = Interrupt()
+    returned = []
+
+    async def live_read_as_ctrl_c_arrives() -> int:
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[int] = loop.create_future()
+        loop.call_soon(reply.set_result, 300)
+        loop.call_soon(interrupt.received, signal.SIGINT)  # as the loop's signal handler
+        at = await asyncio.wait_for(reply, 5)
+        returned.append(at)
+        return at
+
+    target = MemoryTarget(live_read_as_ctrl_c_arrives)
+    with pytest.raises(ReplayInterrupted, match="SIGINT"), interrupt.installed():
+        await ReplayEngine(nc, target, interrupt=interrupt).run(ReplayPlan())
+    if sys.version_info < (3, 12):
+        assert returned == [300], "the cancel was lost: only the recorded signal stopped it"
+    stopped_in_the_first_swap(target)
+
+
+async def test_ctrl_c_during_the_swap_catch_up_stops_it_with_live_untouched(
+    loaded: tuple[Any, JetStreamContext],
+) -> None:
+    nc, _ = loaded
+    interrupt = Interrupt()
+
+    async def ahead_as_ctrl_c_arrives() -> int:
+        os.kill(os.getpid(), signal.SIGINT)
+        return 301  # past the stream's end: the catch-up waits until the signal ends it
+
+    target = MemoryTarget(ahead_as_ctrl_c_arrives)
+    with pytest.raises(ReplayInterrupted) as stopped, interrupt.installed():
+        await ReplayEngine(nc, target, interrupt=interrupt).run(ReplayPlan())
+    assert stopped.value.exit_code == 130
+    # Stopped within the first attempt (a catch-up running out would have retried).
+    stopped_in_the_first_swap(target)
+
+
+async def test_a_signal_once_the_swap_commits_lets_it_finish(
+    loaded: tuple[Any, JetStreamContext],
+) -> None:
+    nc, _ = loaded
+    interrupt = Interrupt()
+
+    async def at_end() -> int:
+        return 300
+
+    async def commit_round_trip() -> None:
+        asyncio.get_running_loop().call_soon(interrupt.received, signal.SIGINT)
+        await asyncio.sleep(0.05)
+
+    target = MemoryTarget(at_end, committing=commit_round_trip)
+    with interrupt.installed():
+        report = await ReplayEngine(nc, target, interrupt=interrupt).run(ReplayPlan())
+    assert report.swap is not None
+    assert target.live == list(range(1, 301))
+    assert (interrupt.signum, target.discarded) == (signal.SIGINT, 0)

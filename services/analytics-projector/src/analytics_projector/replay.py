@@ -60,6 +60,12 @@ _PAUSE_S = 600
 """The live durables' pause is lifted at the end of the swap; this bounds it if the
 replay process dies in the middle."""
 _CARRIED_OVER = ("price_history", "day_closes")
+_BATCH_SIZE = 20_000
+"""Events per shadow transaction. Each transaction writes every bot's performance
+documents once more; on secantusdb, where a fill's audit document with its indexes costs
+about 0.6 ms, batches of 10,000 applied 1.4x faster than the live worker's 2,000 and
+1.2x faster than 5,000 in one measurement (10,000 fills, same server). MongoDB bounds a
+transaction's lifetime (60 s by default), not its size; 20,000 fills are seconds there."""
 
 
 class MongoReplayTarget:
@@ -84,6 +90,7 @@ class MongoReplayTarget:
         self.description = f"MongoDB database {settings.mongo_database}"
         self.keeps_history_of = frozenset({MARKET_STREAM})
         """Streams whose events past retention the shadow keeps from live (see prepare)."""
+        self.replay_batch_size = _BATCH_SIZE
 
     def partial_refusal(self) -> str | None:
         """Every figure folds a bot's fills from its first one: nothing is partial."""
@@ -174,6 +181,9 @@ class MongoReplayTarget:
             if keep_old:
                 kept = f"{KEPT}{datetime.now(UTC):%Y%m%d%H%M%S}__"
                 await self._copy_live(kept)
+            # The first rename makes the swap irreversible: from here a signal no longer
+            # stops it, so the collections never stay half renamed.
+            catch_up.before_commit()
             await self._rename_shadow()
             pause = time.monotonic() - started
         return SwapResult(

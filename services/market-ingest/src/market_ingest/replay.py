@@ -193,6 +193,9 @@ class RedisReplayTarget:
             position = await catch_up(live_at)
             checks, pairs = self._pairs()
             started = time.monotonic()
+            # The script is the commit; one that refuses changes nothing, and the next
+            # catch_up makes a signal stop the replay again.
+            catch_up.before_commit()
             answer = await guarded(
                 partial(script, keys=[*checks, *pairs], args=[position, len(checks), kept])
             )

@@ -17,8 +17,10 @@ from fleet_runtime.errors import ConfigError
 from fleet_runtime.heap import DEFAULT_GEN0_THRESHOLD, settle_heap
 from fleet_runtime.logs import configure_logging
 from fleet_runtime.replay import (
+    Interrupt,
     ReplayEngine,
     ReplayFactory,
+    ReplayInterrupted,
     ReplayPlan,
     ReplayReport,
     replay_factory,
@@ -68,8 +70,11 @@ def replay(
     partition: int | None = typer.Option(
         None, "--partition", help="Replay one partition's consumer (<durable>-p<k>)."
     ),
-    batch_size: int = typer.Option(
-        5000, "--batch-size", min=1, help="Events per store write while replaying."
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Events per store write while replaying (default: the store's, else 5000).",
     ),
     from_archive: bool = typer.Option(
         False,
@@ -116,11 +121,27 @@ def replay(
                 fix="pass --yes (or --dry-run to only compare)",
             )
         typer.confirm(f"Rebuild {spec.name}'s store and swap it in while it runs?", abort=True)
+    interrupt = Interrupt()
+    work = _run(spec, factory, settings, plan, interrupt, drop_old=drop_old, batch_size=batch_size)
     try:
-        asyncio.run(_run(spec, factory, settings, plan, drop_old=drop_old, batch_size=batch_size))
+        # Signals are handled by the loop from the start (``fleet_runtime.replay.interrupt``).
+        asyncio.run(interrupt.around(work))
+    except ReplayInterrupted as stopped:
+        _interrupted(stopped.exit_code)
     except KeyboardInterrupt:
-        typer.secho("interrupted: the live store is untouched", fg=typer.colors.YELLOW, err=True)
-        sys.exit(130)
+        # Ctrl-C before the replay's own handler was installed (asyncio.run's cancels).
+        _interrupted(130)
+    if interrupt.signum is not None and not (dry_run or drop_old):
+        typer.secho(
+            "a signal came after the swap had started to commit: the rebuilt state is live",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+
+
+def _interrupted(code: int) -> None:
+    typer.secho("interrupted: the live store is untouched", fg=typer.colors.YELLOW, err=True)
+    sys.exit(code)
 
 
 async def _run(
@@ -128,9 +149,10 @@ async def _run(
     factory: ReplayFactory,
     settings: Any,
     plan: ReplayPlan,
+    interrupt: Interrupt,
     *,
     drop_old: bool,
-    batch_size: int,
+    batch_size: int | None,
 ) -> None:
     archive = None
     if plan.from_archive:
@@ -149,7 +171,12 @@ async def _run(
             progress = RichProgress(f"replay {spec.name}")
             try:
                 engine = ReplayEngine(
-                    nc, target, batch_size=batch_size, progress=progress, archive=archive
+                    nc,
+                    target,
+                    batch_size=batch_size,
+                    progress=progress,
+                    archive=archive,
+                    interrupt=interrupt,
                 )
                 report = await engine.run(plan)
             finally:

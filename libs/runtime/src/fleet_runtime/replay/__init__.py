@@ -1,7 +1,8 @@
 """Rebuild a worker's store from its streams while the live worker keeps running.
 
 ``engine`` reads and applies, ``target`` is the port each store implements (shadow, swap,
-compare, lock), ``progress`` draws the bar and ``lock`` names the holder of a replay.
+compare, lock), ``progress`` draws the bar, ``lock`` names the holder of a replay and
+``interrupt`` decides what a signal stops.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, cast
 
 from fleet_runtime.errors import ConfigError
 from fleet_runtime.replay.engine import ReplayEngine
+from fleet_runtime.replay.interrupt import Interrupt, ReplayInterrupted
 from fleet_runtime.replay.plan import ReplayPlan, ReplayReport
 from fleet_runtime.replay.target import (
     CatchUp,
@@ -30,8 +32,10 @@ __all__ = [
     "CatchUp",
     "Comparison",
     "CompletesShadow",
+    "Interrupt",
     "ReplayEngine",
     "ReplayFactory",
+    "ReplayInterrupted",
     "ReplayLocked",
     "ReplayPlan",
     "ReplayRefused",

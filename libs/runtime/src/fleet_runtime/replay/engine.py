@@ -8,6 +8,8 @@ worker's handlers bound to the shadow store (``ReplayTarget.subscriptions``). On
 shadow has caught up with the stream, ``ReplayTarget.swap`` locks the live checkpoint,
 lets the engine apply whatever the live worker had committed beyond the shadow
 (``catch_up``), and swaps. See docs/replay.md for why nothing is applied twice or skipped.
+A signal (``interrupt``) stops the replay with live untouched until the adapter's
+``catch_up.before_commit()``; the engine checks it between batches and swap attempts.
 With ``--from-archive`` a lane first applies the archived messages (``archive``) and its
 ordered consumer starts at the archive's end + 1.
 """
@@ -28,6 +30,7 @@ from fleet_runtime.delivery import Batch, Delivery
 from fleet_runtime.errors import ConfigError, EventRejected, StoreUnavailable, UserError
 from fleet_runtime.logs import get_logger
 from fleet_runtime.replay.archive import StreamArchive, archive_start
+from fleet_runtime.replay.interrupt import Interrupt
 from fleet_runtime.replay.lanes import Lane, LaneCatchUp
 from fleet_runtime.replay.plan import ReplayPlan, ReplayReport
 from fleet_runtime.replay.progress import ReplayProgress, SilentProgress
@@ -44,6 +47,8 @@ from fleet_runtime.topology.subjects import covers
 log = get_logger("fleet_runtime.replay")
 
 _PROGRESS_EVERY_S = 0.2
+BATCH_SIZE = 5000
+"""Events per store write when neither the caller nor the store names another size."""
 
 
 class ReplayEngine:
@@ -54,18 +59,23 @@ class ReplayEngine:
         nc: NATS,
         target: ReplayTarget,
         *,
-        batch_size: int = 5000,
+        batch_size: int | None = None,
         swap_attempts: int = 20,
         catch_up_timeout_s: float = 5.0,
         progress: ReplayProgress | None = None,
         archive: StreamArchive | None = None,
+        interrupt: Interrupt | None = None,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
         self._target = target
-        self._batch_size = batch_size
+        # A store may write wider batches than the default (``ReplayTarget`` may name its
+        # own ``replay_batch_size``): a replay has no acks to wait for.
+        preferred: int = getattr(target, "replay_batch_size", BATCH_SIZE)
+        self._batch_size = batch_size or preferred
         self._swap_attempts = swap_attempts
         self._catch_up_timeout_s = catch_up_timeout_s
+        self._interrupt = interrupt or Interrupt()
         self._progress = progress or SilentProgress()
         self._archive = archive
         self._report = ReplayReport()
@@ -83,6 +93,7 @@ class ReplayEngine:
         archived = await self._archive_ends(sources) if plan.from_archive else {}
         durable = sources[0][0].durable
         self._checkpoint = durable if plan.partition is None else f"{durable}-p{plan.partition}"
+        self._interrupt.check()
         self._report.cleaned = await self._target.prepare()
         # Bound again now that the shadow store is open.
         bound = {sub.stream: sub for sub in self._target.subscriptions()}
@@ -162,6 +173,7 @@ class ReplayEngine:
             if chunk:
                 reached = chunk[-1].seq
             for start in range(0, len(msgs), self._batch_size):
+                self._interrupt.check()
                 part = msgs[start : start + self._batch_size]
                 if self._first_at is None:
                     self._first_at = time.monotonic()
@@ -219,6 +231,7 @@ class ReplayEngine:
         idle_s = self._catch_up_timeout_s * 6
         for lane in self._lanes:
             while lane.busy:
+                self._interrupt.check()
                 try:
                     await lane.wait(idle_s)
                 except TimeoutError:
@@ -235,8 +248,11 @@ class ReplayEngine:
         Stopping at ``seq`` rather than at the end of what is buffered keeps the work done
         while the live worker is held short, and lets a dry run compare at one position.
         """
+        # Catching up again means the adapter's last commit attempt did not happen.
+        self._interrupt.not_committed()
         deadline = time.monotonic() + self._catch_up_timeout_s
         while lane.position < seq:
+            self._interrupt.check()
             try:
                 await lane.wait(max(deadline - time.monotonic(), 0.0))
             except TimeoutError:
@@ -253,6 +269,7 @@ class ReplayEngine:
 
     async def _swap(self, plan: ReplayPlan) -> SwapResult:
         for attempt in range(1, self._swap_attempts + 1):
+            self._interrupt.check()
             self._report.swap_attempts = attempt
             try:
                 return await self._target.swap(LaneCatchUp(self), keep_old=plan.keep_old)
@@ -267,6 +284,7 @@ class ReplayEngine:
 
     async def _apply_from(self, lane: Lane, limit: int | None = None) -> None:
         """Apply what is buffered, one batch at most (up to ``limit``, if given)."""
+        self._interrupt.check()
         msgs = lane.take(self._batch_size, limit)
         if not msgs:
             return

@@ -135,3 +135,6 @@ class LaneCatchUp:
         for lane in self._engine._lanes:
             reached[lane.stream] = await self._engine._catch_up(lane, positions.get(lane.stream, 0))
         return reached
+
+    def before_commit(self) -> None:
+        self._engine._interrupt.before_commit()

@@ -24,7 +24,7 @@ class CatchUp(Protocol):
     until it covers ``seq`` and returns the position reached (>= ``seq``);
     ``await catch_up.streams({stream: seq})`` does the same per stream for a worker with
     one subscription per stream. Both raise ``SwapBehind`` when they cannot get there in
-    time.
+    time, and ``ReplayInterrupted`` once the replay received SIGINT or SIGTERM.
     """
 
     def __call__(self, seq: int) -> Awaitable[int]:
@@ -33,6 +33,17 @@ class CatchUp(Protocol):
 
     def streams(self, positions: Mapping[str, int]) -> Awaitable[dict[str, int]]:
         """Catch each stream up to its position; the positions reached."""
+        ...
+
+    def before_commit(self) -> None:
+        """The swap is about to become irreversible (its commit, script or first rename).
+
+        Raises ``ReplayInterrupted`` if the replay received a signal; after it, signals no
+        longer cancel the replay, so the commit and the clean-up after it finish. Call it
+        with no ``await`` between it and the commit. Catching up again afterwards means
+        the commit did not happen (e.g. a script that refused), and signals stop the
+        replay again.
+        """
         ...
 
 
@@ -95,7 +106,12 @@ class SwapResult:
 
 
 class ReplayTarget(Protocol):
-    """A store's shadow/swap adapter, opened by the worker's ``WorkerSpec.replay`` factory."""
+    """A store's shadow/swap adapter, opened by the worker's ``WorkerSpec.replay`` factory.
+
+    Optional attributes the engine reads when present: ``keeps_history_of`` (streams whose
+    events past retention the shadow carries over from live) and ``replay_batch_size``
+    (events per shadow write when the operator does not pass ``--batch-size``).
+    """
 
     @property
     def description(self) -> str:
@@ -138,7 +154,8 @@ class ReplayTarget(Protocol):
 
         Inside the swap the adapter must stop the live worker from committing, read its
         checkpoint ``L``, call ``catch_up(L)`` and give every live checkpoint the position
-        returned. ``SwapBehind`` from ``catch_up`` must leave live untouched.
+        returned, then call ``catch_up.before_commit()`` right before its commit.
+        ``SwapBehind`` or ``ReplayInterrupted`` from either must leave live untouched.
         """
         ...
 

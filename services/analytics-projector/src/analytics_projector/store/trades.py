@@ -24,6 +24,11 @@ from analytics_projector.store.portfolios import PortfolioWriter
 from fleet_events import TradeCompleted, TradeExecuted, TradeFailed
 from fleet_runtime.delivery import Batch
 
+_AUDIT_PER_CALL = 2000
+"""Audit documents per ``bulk_write`` call. A replay's transactions hold 20,000 events;
+one call must still answer within the client's socket timeout (secantusdb inserts a
+document with its indexes in about 0.6 ms, more on a busy machine)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TradesApplied:
@@ -128,8 +133,9 @@ async def apply_trades(db: Db, session: AsyncClientSession, batch: Batch[Any]) -
     if fills:
         folded_all = await _apply_fills(db, session, fills, audit)
         await PortfolioWriter(db, session).add_fills([f.fill for f, _ in folded_all])
-    if audit:
-        await db.trading_events.bulk_write(audit, ordered=False, session=session)
+    for start in range(0, len(audit), _AUDIT_PER_CALL):
+        part = audit[start : start + _AUDIT_PER_CALL]
+        await db.trading_events.bulk_write(part, ordered=False, session=session)
     return TradesApplied(len(folded_all), repeated, len(batch) - repeated - len(folded_all))
 
 
