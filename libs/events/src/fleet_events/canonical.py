@@ -51,6 +51,14 @@ def envelope(event_type: str, schema_version: int, data: str) -> re.Pattern[str]
     )
 
 
+def fullmatch(pattern: re.Pattern[str], raw: bytes) -> re.Match[str] | None:
+    """The match of ``pattern`` on the whole of ``raw`` (UTF-8), or None."""
+    try:
+        return pattern.fullmatch(raw.decode())
+    except UnicodeDecodeError:
+        return None
+
+
 @lru_cache(maxsize=8192)
 def utc_second(text: str) -> datetime:
     """The UTC time of ``YYYY-MM-DDTHH:MM:SS``; ValueError if there is no such time."""

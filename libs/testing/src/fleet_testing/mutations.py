@@ -43,6 +43,17 @@ def mutations(
         yield bytes(raw)
 
 
+def edited(raw: bytes, edits: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
+    """One message per ``(old, new)`` edit: ``raw`` with ``old`` (which must be in it)
+    replaced by ``new`` once."""
+    out = []
+    for old, new in edits:
+        assert old in raw, (old, raw)
+        assert old != new, old
+        out.append(raw.replace(old, new, 1))
+    return out
+
+
 @dataclass
 class Verdicts:
     """How many messages the contract accepted and refused, and the canonical lane took."""

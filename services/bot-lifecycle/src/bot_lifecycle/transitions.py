@@ -32,7 +32,7 @@ from fleet_events import (
     BotUpdated,
     Event,
 )
-from fleet_events.canonical import SUBJECT_WORD, TEXT, envelope, utc_second
+from fleet_events.canonical import SUBJECT_WORD, TEXT, envelope, fullmatch, utc_second
 from fleet_runtime.staging import decode_accepted
 
 ACCEPTS = (BotCreated, BotUpdated, BotDeployed, BotStarted, BotStopped, BotDeleted)
@@ -93,10 +93,7 @@ def canonical_change(raw: bytes) -> StatusChange | None:
     if lane is None:
         return None
     pattern, event_type = lane
-    try:
-        match = pattern.fullmatch(raw.decode())
-    except UnicodeDecodeError:
-        return None
+    match = fullmatch(pattern, raw)
     if match is None:
         return None
     event_id, sent, fraction, bot_id, version, deployment_id, reason = match.groups()

@@ -26,7 +26,15 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from fleet_events import MarketTick, decode_as
-from fleet_events.canonical import DECIMAL, FRACTION, SECOND, SUBJECT_WORD, TEXT, envelope
+from fleet_events.canonical import (
+    DECIMAL,
+    FRACTION,
+    SECOND,
+    SUBJECT_WORD,
+    TEXT,
+    envelope,
+    fullmatch,
+)
 from market_ingest.bars import dec, epoch_us, from_epoch_us, iso_us
 
 _ZERO = Decimal(0)
@@ -87,10 +95,7 @@ def _epoch_second(text: str) -> int:
 
 def canonical_trade(raw: bytes) -> Trade | None:
     """The trade in ``raw`` if it is a valid tick in canonical form, else None."""
-    try:
-        match = _CANONICAL.fullmatch(raw.decode())
-    except UnicodeDecodeError:
-        return None
+    match = fullmatch(_CANONICAL, raw)
     if match is None:
         return None
     event_id, sent, _, symbol, price_text, qty_text, time_text, second, fraction = match.groups()

@@ -31,6 +31,7 @@ from fleet_events.canonical import (
     SUBJECT_WORD,
     TEXT,
     envelope,
+    fullmatch,
     utc_second,
 )
 from fleet_runtime.staging import decode_accepted
@@ -93,10 +94,7 @@ class Execution(NamedTuple):
 
 def canonical_execution(raw: bytes) -> Execution | None:
     """The execution in ``raw`` if it is a valid fill in canonical form, else None."""
-    try:
-        match = _CANONICAL.fullmatch(raw.decode())
-    except UnicodeDecodeError:
-        return None
+    match = fullmatch(_CANONICAL, raw)
     if match is None:
         return None
     (
