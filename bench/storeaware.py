@@ -105,6 +105,7 @@ def _events(workload: Workload, n: int) -> list[tuple[Any, int]]:
 
 async def trades_limit(owner_dsn: str, workload: Workload, n: int) -> float:
     """trade-recorder's rows (trades, orders, positions, checkpoint) for ``n`` fills. Fills/s."""
+    from trade_recorder.executions import Execution  # noqa: PLC0415
     from trade_recorder.store import (  # noqa: PLC0415
         ensure_roles,
         fill_record,
@@ -112,7 +113,7 @@ async def trades_limit(owner_dsn: str, workload: Workload, n: int) -> float:
     )
 
     dsn = await _migrated(owner_dsn, "store_aware_trading", run_migrations, ensure_roles)
-    rows = [fill_record(event.data, event.id, seq) for event, seq in _events(workload, n)]
+    rows = [fill_record(Execution.of(event), seq) for event, seq in _events(workload, n)]
     chunks = [
         (_copy_text(rows[i : i + CHUNK]), rows[min(i + CHUNK, len(rows)) - 1][-1])
         for i in range(0, len(rows), CHUNK)

@@ -3,14 +3,12 @@ same trade, and every message gets the contract's verdict."""
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 import pytest
 
 from fleet_events import (
     BotCreated,
-    DecodeError,
     InvalidEvent,
     MarketTick,
     UnexpectedEventType,
@@ -18,6 +16,7 @@ from fleet_events import (
     encode,
     new_event,
 )
+from fleet_testing.mutations import check_lanes, mutations
 from market_ingest.bars import dec, iso_us
 from market_ingest.ticks import Trade, canonical_trade, decode_trade
 
@@ -96,38 +95,15 @@ def _bot() -> BotCreated:
 def test_mutated_messages_get_the_contracts_verdict() -> None:
     # Single-byte changes to valid encodings: whenever the canonical lane accepts one, the
     # contract accepts it too with the same trade; whatever the contract refuses,
-    # decode_trade refuses.
-    rng = random.Random(17)
-    alphabet = b'0123456789abcdefABCDEF.-:TZ"{},: _\\x'
+    # decode_trade refuses with the same reason.
     sources = [encode(e) for e in generate_ticks(9, 40)]
-    accepted = refused = fast_accepted = 0
-    for _ in range(6000):
-        raw = bytearray(rng.choice(sources))
-        at = rng.randrange(len(raw))
-        action = rng.random()
-        if action < 0.6:
-            raw[at] = rng.choice(alphabet)
-        elif action < 0.8:
-            raw.insert(at, rng.choice(alphabet))
-        else:
-            del raw[at]
-        data = bytes(raw)
-        try:
-            expected: Trade | None = contract_trade(data)
-        except DecodeError:
-            expected = None
-        fast = canonical_trade(data)
-        if fast is not None:
-            fast_accepted += 1
-            assert fast == expected, data
-        if expected is None:
-            refused += 1
-            with pytest.raises(DecodeError):
-                decode_trade(data)
-        else:
-            accepted += 1
-            assert decode_trade(data) == expected
+    verdicts = check_lanes(
+        mutations(sources, 6000, seed=17),
+        contract=contract_trade,
+        fast=canonical_trade,
+        decode=decode_trade,
+    )
     # Every outcome was exercised many times.
-    assert accepted > 500, accepted
-    assert refused > 500, refused
-    assert fast_accepted > 200, fast_accepted
+    assert verdicts.accepted > 500, verdicts
+    assert verdicts.refused > 500, verdicts
+    assert verdicts.fast_accepted > 200, verdicts

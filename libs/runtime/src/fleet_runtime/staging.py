@@ -15,7 +15,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from fleet_events import DecodeError, decode
+from fleet_events import DecodeError, Event, Payload, decode
 from fleet_runtime.binding import Subscription, ack_position
 from fleet_runtime.delivery import Delivery
 from fleet_runtime.errors import EventRejected
@@ -48,6 +48,19 @@ class Decoded:
     """``time.monotonic()`` when the loop took the messages (for in-progress heartbeats)."""
 
 
+def decode_accepted(raw: bytes, accepts: tuple[type[Payload], ...]) -> Event[Any]:
+    """The event in ``raw`` as a subscription without its own decoder gets it.
+
+    Raises ``DecodeError``, or ``EventRejected`` for a valid event whose payload is not
+    one of ``accepts`` (any is accepted when it is empty).
+    """
+    event = decode(raw)
+    if accepts and not isinstance(event.data, accepts):
+        wanted = ", ".join(c.event_type for c in accepts)
+        raise EventRejected(event.id, f"type {event.type} is not one of: {wanted}")
+    return event
+
+
 async def decode_batch(msgs: list[Msg], sub: Subscription, *, taken_at: float) -> Decoded:
     """Decode ``msgs`` in order into runs of deliveries separated by refused messages.
 
@@ -65,10 +78,7 @@ async def decode_batch(msgs: list[Msg], sub: Subscription, *, taken_at: float) -
             if own_decode is not None:
                 event = own_decode(msg.data)
             else:
-                event = decode(msg.data)
-                if accepts and not isinstance(event.data, accepts):
-                    wanted = ", ".join(c.event_type for c in accepts)
-                    raise EventRejected(event.id, f"type {event.type} is not one of: {wanted}")
+                event = decode_accepted(msg.data, accepts)
         except (DecodeError, EventRejected) as exc:
             if run:
                 steps.append(run)

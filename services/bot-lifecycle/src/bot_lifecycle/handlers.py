@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from bot_lifecycle.store import BotStore
+from bot_lifecycle.transitions import StatusChange, decode_bot_event
 from fleet_events import (
     BOTS_STREAM,
     BotCreated,
     BotDeleted,
     BotDeployed,
-    BotStarted,
-    BotStopped,
     BotUpdated,
+    Event,
 )
 from fleet_runtime.consume import Subscription
 from fleet_runtime.delivery import Batch
@@ -20,7 +20,9 @@ log = get_logger("bot_lifecycle")
 
 DURABLE = "bot-lifecycle"
 
-BotEvent = BotCreated | BotUpdated | BotDeployed | BotStarted | BotStopped | BotDeleted
+BotEvent = (
+    Event[BotCreated] | Event[BotUpdated] | Event[BotDeployed] | StatusChange | Event[BotDeleted]
+)
 
 
 def subscriptions(store: BotStore) -> list[Subscription]:
@@ -46,6 +48,8 @@ def subscriptions(store: BotStore) -> list[Subscription]:
             stream=BOTS_STREAM,
             durable=DURABLE,
             handler=on_bots,
-            accepts=(BotCreated, BotUpdated, BotDeployed, BotStarted, BotStopped, BotDeleted),
+            # Starts and stops become ``StatusChange``s on the canonical lane; the rest as
+            # the runtime decodes them (ACCEPTS).
+            decode=decode_bot_event,
         )
     ]

@@ -26,6 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from bot_lifecycle.transitions import StatusChange
 from fleet_events import (
     BotCreated,
     BotDeleted,
@@ -115,9 +116,14 @@ class Refused:
 Decision = Applied | Ignored | Refused
 
 
-def decide(bot: Bot | None, deployments: dict[str, Deployment], event: Event[Any]) -> Decision:
-    """Apply ``event`` to ``bot`` (None if unknown), given the deployments known by id."""
-    data = event.data
+def decide(
+    bot: Bot | None, deployments: dict[str, Deployment], event: Event[Any] | StatusChange
+) -> Decision:
+    """Apply ``event`` to ``bot`` (None if unknown), given the deployments known by id.
+
+    A start or stop may come as the ``StatusChange`` the subscription's decoder makes.
+    """
+    data: Any = event.data
     if bot is not None and data.version <= bot.version:
         return Ignored(f"version {data.version} <= current version {bot.version}")
     # Dispatch on the exact class: decoded events are never subclasses, and isinstance on
@@ -169,8 +175,8 @@ def decide(bot: Bot | None, deployments: dict[str, Deployment], event: Event[Any
             updated_at=at,
         )
         return _diff(bot, after, touched)
-    if kind is BotStarted or kind is BotStopped:
-        starting = kind is BotStarted
+    if kind is StatusChange or kind is BotStarted or kind is BotStopped:
+        starting = event.type == BotStarted.event_type
         if bot.status not in (STARTABLE if starting else {S.RUNNING}):
             return _wrong_state(bot, event)
         current = _current(bot, deployments)
@@ -227,7 +233,7 @@ def _current(bot: Bot, deployments: dict[str, Deployment]) -> Deployment | None:
     return deployments.get(bot.current_deployment_id)
 
 
-def _wrong_state(bot: Bot, event: Event[Any], hint: str | None = None) -> Refused:
+def _wrong_state(bot: Bot, event: Event[Any] | StatusChange, hint: str | None = None) -> Refused:
     reason = f"{event.type} is not allowed when bot {bot.id} is {bot.status.value}"
     return Refused(f"{reason}: {hint}" if hint else reason)
 

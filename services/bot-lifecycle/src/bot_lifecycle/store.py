@@ -19,6 +19,7 @@ from pydantic_core import to_json
 
 from bot_lifecycle import logic
 from bot_lifecycle.logic import Applied, Bot, Deployment, Ignored
+from bot_lifecycle.transitions import StatusChange
 from fleet_events import BotCreated, BotDeployed, BotStarted, BotStatus, BotStopped
 from fleet_pgmigrate import (
     Migration,
@@ -105,7 +106,7 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 
-_NAMING_A_DEPLOYMENT = frozenset({BotDeployed, BotStarted, BotStopped})
+_NAMING_A_DEPLOYMENT = frozenset({BotDeployed, BotStarted, BotStopped, StatusChange})
 
 
 def _json(value: Any) -> str:

@@ -20,38 +20,36 @@ aside for the contract lane. Tests hold both to that on generated and mutated me
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import NamedTuple
 
 from fleet_events import MarketTick, decode_as
+from fleet_events.canonical import (
+    DECIMAL,
+    FRACTION,
+    SECOND,
+    SUBJECT_WORD,
+    TEXT,
+    envelope,
+    fullmatch,
+)
 from market_ingest.bars import dec, epoch_us, from_epoch_us, iso_us
 
 _ZERO = Decimal(0)
 _EPOCH = datetime(1970, 1, 1)
 _SECOND_DELTA = timedelta(seconds=1)
 
-# Canonical texts. UUIDs as the encoder writes them (lower-case, hyphenated); strings
-# without escapes or control characters; subject tokens of ASCII letters, digits, "_" and
-# "-" (a subset of the contract's rule); decimals in plain notation without leading zeros;
-# times to the second, with a six-digit fraction only when it is not zero.
-_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_TEXT = r'[^"\\\x00-\x1f\x7f]'
-_SUBJECT_WORD = r"[A-Za-z0-9_-]+"
-_DECIMAL = r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
-_SECOND = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-_FRACTION = r"(?:\.(?!000000)([0-9]{6}))?"
-
-_CANONICAL = re.compile(
-    r'\{"id":"(' + _UUID + r')","type":"market\.tick","schema_version":1,'
-    r'"source":"' + _TEXT + r'+","time":"(' + _SECOND + r")" + _FRACTION + r'Z",'
-    r'"key":"' + _SUBJECT_WORD + r'","correlation_id":(?:null|"' + _UUID + r'"),'
-    r'"causation_id":(?:null|"' + _UUID + r'"),'
-    r'"data":\{"symbol":"(' + _SUBJECT_WORD + r')","price":"(' + _DECIMAL + r')",'
-    r'"quantity":"(' + _DECIMAL + r')","timestamp":"((' + _SECOND + r")" + _FRACTION + r'Z)",'
-    r'"is_buyer_maker":(?:true|false),"trade_id":(?:null|"' + _TEXT + r'*")\}\}'
+# The payload as the encoder writes a valid tick (``fleet_events.canonical``): the
+# symbol, price, quantity and trade time are captured, the time with its second and its
+# fraction apart.
+_CANONICAL = envelope(
+    MarketTick.event_type,
+    MarketTick.schema_version,
+    r'"symbol":"(' + SUBJECT_WORD + r')","price":"(' + DECIMAL + r')",'
+    r'"quantity":"(' + DECIMAL + r')","timestamp":"((' + SECOND + r")" + FRACTION + r'Z)",'
+    r'"is_buyer_maker":(?:true|false),"trade_id":(?:null|"' + TEXT + r'*")',
 )
 
 
@@ -97,10 +95,7 @@ def _epoch_second(text: str) -> int:
 
 def canonical_trade(raw: bytes) -> Trade | None:
     """The trade in ``raw`` if it is a valid tick in canonical form, else None."""
-    try:
-        match = _CANONICAL.fullmatch(raw.decode())
-    except UnicodeDecodeError:
-        return None
+    match = fullmatch(_CANONICAL, raw)
     if match is None:
         return None
     event_id, sent, _, symbol, price_text, qty_text, time_text, second, fraction = match.groups()

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from fleet_events import TRADES_STREAM, TradeCompleted, TradeExecuted, TradeFailed
+from fleet_events import TRADES_STREAM, Event, TradeCompleted, TradeFailed
 from fleet_runtime.consume import Subscription
 from fleet_runtime.delivery import Batch
 from fleet_runtime.logs import get_logger
+from trade_recorder.executions import Execution, decode_trade_event
 from trade_recorder.store import TradeStore
 
 log = get_logger("trade_recorder")
 
 DURABLE = "trade-recorder"
 
-TradeEvent = TradeExecuted | TradeCompleted | TradeFailed
+TradeEvent = Execution | Event[TradeCompleted] | Event[TradeFailed]
 
 
 def subscriptions(store: TradeStore) -> list[Subscription]:
@@ -35,6 +36,8 @@ def subscriptions(store: TradeStore) -> list[Subscription]:
             stream=TRADES_STREAM,
             durable=DURABLE,
             handler=on_trades,
-            accepts=(TradeExecuted, TradeCompleted, TradeFailed),
+            # Fills become ``Execution``s on the canonical lane; the rest as the runtime
+            # decodes them (ACCEPTS).
+            decode=decode_trade_event,
         )
     ]

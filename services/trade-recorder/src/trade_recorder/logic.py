@@ -23,6 +23,7 @@ from fleet_trading.positions import (
 )
 
 from fleet_events import Event, Side, TradeCompleted, TradeExecuted, TradeFailed
+from trade_recorder.executions import Execution
 
 __all__ = [
     "AVERAGE_PRICE_EXPONENT",
@@ -78,8 +79,8 @@ class OrderOutcome:
     reason: str | None = None
 
 
-NewFill = tuple[TradeExecuted, UUID, int]
-"""A fill as the store writes it: the payload, its event id and its stream sequence."""
+NewFill = tuple[Execution, int]
+"""A fill as the store writes it: the execution and its stream sequence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,20 +143,26 @@ def outcome_from_event(event: Event[Any]) -> OrderOutcome:
     raise TypeError(f"not an order outcome: {event.type}")
 
 
-def split_events(events: Iterable[tuple[Event[Any], int]]) -> TradeBatch:
-    """Sort (event, stream_seq) pairs, in stream order, into fills and order outcomes."""
-    # No per-fill object is built: the payload is kept with its event id and sequence.
+def split_events(events: Iterable[tuple[Execution | Event[Any], int]]) -> TradeBatch:
+    """Sort (event, stream_seq) pairs, in stream order, into fills and order outcomes.
+
+    A fill arrives as the ``Execution`` the subscription's decoder makes of it, or as its
+    ``trade.executed`` event (which is converted here).
+    """
     fills: dict[str, NewFill] = {}
     outcomes: list[OrderOutcome] = []
     count = 0
     for event, seq in events:
-        data = event.data
-        if isinstance(data, TradeExecuted):
-            count += 1
-            if data.trade_id not in fills:
-                fills[data.trade_id] = (data, event.id, seq)
+        if isinstance(event, Execution):
+            fill = event
+        elif isinstance(event.data, TradeExecuted):
+            fill = Execution.of(event)
         else:
             outcomes.append(outcome_from_event(event))
+            continue
+        count += 1
+        if fill.trade_id not in fills:
+            fills[fill.trade_id] = (fill, seq)
     return TradeBatch(fills, count, outcomes)
 
 

@@ -15,11 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
-from uuid import UUID
 
 import asyncpg
 
-from fleet_events import TradeExecuted
 from fleet_pgmigrate import (
     Migration,
     ensure_login_role_at,
@@ -28,6 +26,7 @@ from fleet_pgmigrate import (
 from fleet_pgmigrate.pooled import PooledStore
 from fleet_runtime.delivery import Batch
 from trade_recorder import logic
+from trade_recorder.executions import Execution
 from trade_recorder.logic import NewFill, OrderOutcome, Position, PositionKey
 
 SCHEMA = "trading"
@@ -234,7 +233,7 @@ async def _write(conn: Conn, split: logic.TradeBatch, *, skipped: int) -> Record
     )
 
 
-def fill_record(f: TradeExecuted, event_id: UUID, seq: int) -> tuple[Any, ...]:
+def fill_record(f: Execution, seq: int) -> tuple[Any, ...]:
     """One fill as a row of ``incoming_fills`` (``_FILL_COLUMNS`` order)."""
     return (
         f.trade_id,
@@ -248,7 +247,7 @@ def fill_record(f: TradeExecuted, event_id: UUID, seq: int) -> tuple[Any, ...]:
         str(f.fee),
         f.fee_currency,
         f.executed_at,
-        event_id,
+        f.id,
         seq,
     )
 
@@ -263,7 +262,7 @@ async def _insert_fills(conn: Conn, fills: Mapping[str, NewFill]) -> list[NewFil
     # asyncpg several ABC checks per element.
     await conn.copy_records_to_table(
         "incoming_fills",
-        records=[fill_record(f, event_id, seq) for f, event_id, seq in rows],
+        records=[fill_record(f, seq) for f, seq in rows],
         columns=_FILL_COLUMNS,
     )
     inserted = await conn.fetch(_INSERT_TRADES)
@@ -277,8 +276,8 @@ async def _update_positions(conn: Conn, fills: Sequence[NewFill]) -> int:
     """Fold the new fills into their positions: one read and one write per key."""
     if not fills:
         return 0
-    by_key: dict[PositionKey, list[TradeExecuted]] = defaultdict(list)
-    for fill, _, _ in fills:
+    by_key: dict[PositionKey, list[Execution]] = defaultdict(list)
+    for fill, _ in fills:
         by_key[fill.user_id, fill.bot_id, fill.symbol].append(fill)
     # Sorted keys: two transactions lock shared positions in the same order.
     keys = sorted(by_key)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from nats.aio.msg import Msg
 
-from fleet_events import decode
 from fleet_runtime.binding import Subscription, stream_seq
-from fleet_runtime.errors import EventRejected
+from fleet_runtime.staging import decode_accepted
 
 if TYPE_CHECKING:
     from fleet_runtime.replay.engine import ReplayEngine
@@ -26,15 +26,7 @@ def decoder(sub: Subscription) -> Callable[[bytes], Any]:
     """
     if sub.decode is not None:
         return sub.decode
-    accepts = sub.accepts
-
-    def decode_accepted(data: bytes) -> Any:
-        event = decode(data)
-        if accepts and not isinstance(event.data, accepts):
-            raise EventRejected(event.id, "type not accepted")
-        return event
-
-    return decode_accepted
+    return partial(decode_accepted, accepts=sub.accepts)
 
 
 class Lane:
