@@ -43,11 +43,13 @@ def decimal_text(column: pa.Array) -> pa.Array:
 def _cast_text(column: pa.Array) -> pa.Array:
     """``decimal_text`` through Arrow's cast: it writes a decimal of scale 18 with its 18
     fraction digits; trimming the zeros and then a bare point is two kernels. Values it
-    writes in E notation (the tiniest, and zero) go through ``plain`` one by one."""
-    text = pc.ascii_rtrim(pc.ascii_rtrim(pc.cast(column, pa.string()), "0"), ".")
-    if pc.any(pc.match_substring(text, "E")).as_py():
-        fixed = [s if "E" not in s else str(plain(Decimal(s))) for s in text.to_pylist()]
-        text = pa.array(fixed, pa.string())
+    writes in E notation (the tiniest, and zero) go through ``plain`` one by one, from the
+    cast's own text (trimming ``3.90000000E-10`` would cut the exponent's zero)."""
+    cast = pc.cast(column, pa.string())
+    text = pc.ascii_rtrim(pc.ascii_rtrim(cast, "0"), ".")
+    if pc.any(pc.match_substring(cast, "E")).as_py():
+        shown = zip(cast.to_pylist(), text.to_pylist(), strict=True)
+        text = pa.array([t if "E" not in c else str(plain(Decimal(c))) for c, t in shown])
     return text
 
 
