@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from .market import CandleInterval
+from .intervals import CandleInterval
 
 COLD_PREFIX = "history/candles/"
 COLD_STATE_KEY = f"{COLD_PREFIX}_compacted.json"

@@ -79,7 +79,9 @@ class ParquetCandles:
 
     def _open(self, key: str) -> pq.ParquetFile:
         source = self._fs.open_input_file(f"{self._bucket}/{key}")
-        return pq.ParquetFile(source)
+        # pre_buffer: the columns of the row groups read come in one coalesced request,
+        # not one ranged GET per column chunk (half the read time on SeaweedFS).
+        return pq.ParquetFile(source, pre_buffer=True)
 
     def _file_batches(self, key: str, low: datetime, high: datetime) -> Iterator[pa.RecordBatch]:
         """The file's rows opened in [low, high), ``_BATCH`` at a time (memory: one batch);
@@ -97,8 +99,12 @@ class ParquetCandles:
         if not groups:
             return
         bounds = pa.scalar(low, _TIME), pa.scalar(high, _TIME)
+        low_ms, high_ms = bounds[0].value, bounds[1].value
         for batch in parquet.iter_batches(_BATCH, row_groups=groups, columns=list(COLD_COLUMNS)):
             times = batch.column(0)
+            if len(times) and times[0].value >= low_ms and times[-1].value < high_ms:
+                yield batch  # sorted by open time: all inside, nothing to filter
+                continue
             inside = pc.and_(pc.greater_equal(times, bounds[0]), pc.less(times, bounds[1]))
             yield batch.filter(inside)
 

@@ -118,7 +118,7 @@ class ParquetSink:
     def write_batch(self, batch: pa.RecordBatch) -> None:
         """A cold batch as it is, with ``closed`` true."""
         self._flush()
-        closed = pa.array([True] * batch.num_rows, pa.bool_())
+        closed = pa.repeat(pa.scalar(True, pa.bool_()), batch.num_rows)
         self._writer.write_batch(pa.record_batch([*batch.columns, closed], schema=SCHEMA))
 
     def _flush(self) -> None:

@@ -6,12 +6,13 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import cast
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, cast
 
 from fleet_events import CandleInterval
 from fleet_history.model import Candle
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _PAGE = 1000
 

@@ -1,19 +1,26 @@
-"""Where the tiers are, and opening them: for ``fleet candles`` and the Redis refill."""
+"""Where the tiers are, and opening them: for ``fleet candles`` and the Redis refill.
+
+A tier's driver is imported only when that tier is opened: redis-py and pymongo together
+are ~30 MB of a process's memory that an export of the cold tier alone does not need.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
-
-from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Any
 
 from fleet_history.cold import ParquetCandles, s3_filesystem
 from fleet_history.hot import RedisCandles
 from fleet_history.model import Tier
 from fleet_history.warm import MongoCandles
+
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient
+    from redis.asyncio import Redis
 
 DEFAULT_DATABASE = "tradefleet_analytics"
 """analytics-projector's database, which holds ``price_history``."""
@@ -65,16 +72,14 @@ class Sources:
 async def opened_tiers(sources: Sources, *, hot: bool = True) -> AsyncIterator[list[Tier]]:
     """The tiers ``sources`` names, freshest first (hot, warm, cold); clients closed after."""
     tiers: list[Tier] = []
-    redis = None
+    redis: Redis | None = None
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     try:
         if hot and sources.redis_url is not None:
-            redis = Redis.from_url(sources.redis_url, socket_connect_timeout=5, socket_timeout=30)
+            redis = _redis(sources.redis_url)
             tiers.append(RedisCandles(redis))
         if sources.mongo_url is not None:
-            mongo = AsyncMongoClient(
-                sources.mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True
-            )
+            mongo = _mongo(sources.mongo_url)
             tiers.append(MongoCandles(mongo[sources.mongo_database]))
         cold = sources.parquet()
         if cold is not None:
@@ -85,3 +90,21 @@ async def opened_tiers(sources: Sources, *, hot: bool = True) -> AsyncIterator[l
             await redis.aclose()
         if mongo is not None:
             await mongo.close()
+
+
+def _redis(url: str) -> Redis:
+    from redis.asyncio import Redis  # noqa: PLC0415 - see the module docstring
+
+    return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+
+
+def _mongo(url: str) -> AsyncMongoClient[dict[str, Any]]:
+    if importlib.util.find_spec("OpenSSL") is None:
+        # pymongo first tries its pyOpenSSL TLS context, which imports cryptography's x509
+        # (~14 MB resident) before it finds pyOpenSSL missing and falls back to the
+        # standard ssl module. Without pyOpenSSL that attempt can only fail: skip it (an
+        # import of a None entry raises ImportError, which pymongo expects).
+        sys.modules.setdefault("pymongo.pyopenssl_context", None)  # type: ignore[arg-type]
+    from pymongo import AsyncMongoClient  # noqa: PLC0415 - see the module docstring
+
+    return AsyncMongoClient(url, serverSelectionTimeoutMS=5000, tz_aware=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
-
-from bson.decimal128 import Decimal128
-from pymongo.asynchronous.database import AsyncDatabase
+from typing import TYPE_CHECKING, Any
 
 from fleet_events import CandleInterval
 from fleet_history.model import Candle
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
 
 
 def _aware(moment: datetime) -> datetime:
@@ -59,4 +59,7 @@ def _range(symbol: str, interval: CandleInterval, start: datetime, end: datetime
 
 
 def _dec(value: Any) -> Any:
-    return value.to_decimal() if isinstance(value, Decimal128) else value
+    """A BSON Decimal128 (the only BSON value with ``to_decimal``) as a Python decimal;
+    checked by its method so that importing this module does not load bson."""
+    to_decimal = getattr(value, "to_decimal", None)
+    return to_decimal() if to_decimal is not None else value
