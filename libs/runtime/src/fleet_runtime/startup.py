@@ -133,6 +133,7 @@ async def wait_for(
         try:
             result = await attempt()
         except retry_on as exc:
+            _raise_if_cancelled()
             error = describe(getattr(exc, "cause", exc))
             left = deadline - time.monotonic()
             if left <= 0:
@@ -156,6 +157,19 @@ async def wait_for(
             await asyncio.sleep(wait)
             delay = min(delay * 2, RETRY_MAX_S)
             continue
+        _raise_if_cancelled()
         if number > 1:
             log.info("server_reached", **server.fields(), attempt=number)
         return result
+
+
+def _raise_if_cancelled() -> None:
+    """Raise ``CancelledError`` when this task was asked to stop (SIGTERM during start-up)
+    even though the attempt did not end with it: a client library can turn a cancel that
+    lands in its own timed read into its timeout error (redis-py's ``Timeout reading``,
+    an expiring ``asyncio.timeout`` on Python 3.11), and the retry would then go on
+    waiting for the server as if no stop had come. The task's pending cancel requests
+    stay counted (``Task.cancelling``) when the exception is swallowed that way."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
