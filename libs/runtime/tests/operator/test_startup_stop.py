@@ -25,12 +25,12 @@ async def _stop_while_waiting(result: str | None) -> int:
         attempts += 1
         inside.set()
         try:
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # a read that only a cancel ends
         except asyncio.CancelledError:
             if result is None:
                 raise StoreUnavailable("redis: TimeoutError: Timeout reading") from None
             return result
-        return "slept"
+        return "never set"
 
     task = asyncio.create_task(wait_for(REDIS, attempt, timeout_s=60, retry_on=(StoreUnavailable,)))
     await inside.wait()
