@@ -173,7 +173,7 @@ async def _restored_mongodb(
     if problem is not None:
         return _broken("restored analytics", problem)
     at = await _mongo_positions(url, database)
-    upto = {stream: seq for name, seq in at.items() for stream in [name.split("/", 1)[0]]}
+    upto = {name.split("/", 1)[0]: seq for name, seq in at.items()}  # STREAM/consumer
     kept = [
         a
         for stream in ("TRADES", "BOTS")
